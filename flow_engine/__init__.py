@@ -1,0 +1,1 @@
+"""Flow Engine: runs WhatsApp chat-automation flows."""

@@ -1,0 +1,296 @@
+"""The flow language (SPEC §5): a graph parsed into immutable, typed steps plus located problems.
+
+Parsing never raises on a bad graph: every problem is collected with its location, so
+`flow-engine validate` can print them all and the runtime can refuse a broken flow with all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flow_engine.core.patterns import PatternError, compile_pattern
+
+MAX_GRAPH_DEPTH = 64  # deeper JSON than this is hostile, not a flow
+DEFAULT_LANGUAGE: Mapping[str, Any] = {"code": "es"}
+DURATION_FIELDS = ("seconds", "sec", "ms")
+TIMEOUT_FIELDS = ("seconds", "timeout_seconds")
+
+
+@dataclass(frozen=True)
+class SendText:
+    text: str
+
+
+@dataclass(frozen=True)
+class SendTemplate:
+    name: str
+    language: Any
+    components: Any
+
+
+@dataclass(frozen=True)
+class SendMedia:
+    media: Mapping[str, Any]  # {"kind", "link", "caption"?}
+
+
+@dataclass(frozen=True)
+class Webhook:
+    data: Any
+
+
+@dataclass(frozen=True)
+class SetAttribute:
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Delay:
+    ms: int
+
+
+@dataclass(frozen=True)
+class WaitForReply:
+    pattern: str | None
+    timeout_ms: int | None
+    timeout_path: str | None
+    matcher: Any = field(default=None, compare=False, repr=False)
+
+    def matches(self, text: str) -> bool:
+        return self.matcher is None or self.matcher.search(text) is not None
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A step that failed validation; reaching it at run time fails the run."""
+
+    problem: str
+
+
+Step = SendText | SendTemplate | SendMedia | Webhook | SetAttribute | Delay | WaitForReply | Invalid
+
+
+@dataclass(frozen=True)
+class IntentNode:
+    id: str
+    routes: Mapping[str, str]  # intent -> path name, "default" included
+    keywords: tuple[tuple[str, tuple[str, ...]], ...]  # custom keywords, in declaration order
+
+
+@dataclass(frozen=True)
+class Flow:
+    nodes: tuple[IntentNode, ...]
+    paths: Mapping[str, tuple[Step, ...]]
+    problems: tuple[str, ...]
+    id: str = ""
+    version: int = 0
+    name: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Iterative depth check, so a 10,000-level graph cannot overflow the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class _Parser:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, where: str, what: str) -> str:
+        line = f"{where}: {what}"
+        self.problems.append(line)
+        return line
+
+    def duration_ms(self, raw: Mapping[str, Any], where: str, names: tuple[str, ...]) -> int | None:
+        """Milliseconds from the first present alias; `ms` is exact, seconds may be fractional."""
+        present = [name for name in names if name in raw]
+        if not present:
+            return None
+        if len(present) > 1:
+            self.problem(where, "give only one of " + ", ".join(f'"{n}"' for n in present))
+        name = present[0]
+        value = raw[name]
+        if not _is_number(value) or value < 0:
+            self.problem(f"{where}.{name}", f"must be a non-negative number, got {json.dumps(value)}")
+            return None
+        exact: float = value if name == "ms" else value * 1000
+        return round(exact)
+
+    def step(self, raw: Any, where: str, path_names: set[str]) -> Step:
+        count = len(self.problems)
+        step = self._step(raw, where, path_names)
+        if len(self.problems) > count and not isinstance(step, Invalid):
+            return Invalid(self.problems[count])
+        return step
+
+    def _step(self, raw: Any, where: str, path_names: set[str]) -> Step:
+        if not isinstance(raw, dict):
+            return Invalid(self.problem(where, "a step must be an object"))
+        kind = raw.get("type")
+        if kind == "action":
+            return self._action(raw, where)
+        if kind == "set_attribute":
+            key = raw.get("key")
+            if not isinstance(key, str) or not key:
+                return Invalid(self.problem(where, 'set_attribute requires "key" (a non-empty string)'))
+            if "value" not in raw:
+                return Invalid(self.problem(where, 'set_attribute requires "value"'))
+            return SetAttribute(key, raw["value"])
+        if kind in ("wait", "delay"):
+            if not any(name in raw for name in DURATION_FIELDS):
+                return Invalid(self.problem(where, f'{kind} requires a duration: one of "seconds", "sec", "ms"'))
+            return Delay(self.duration_ms(raw, where, DURATION_FIELDS) or 0)  # a bad value is a problem
+        if kind == "wait_for_reply":
+            return self._wait_for_reply(raw, where, path_names)
+        if kind is None:
+            return Invalid(self.problem(where, 'missing step "type"'))
+        return Invalid(self.problem(where, f"unknown step type {json.dumps(kind)}"))
+
+    def _action(self, raw: Mapping[str, Any], where: str) -> Step:
+        action = raw.get("action")
+        if action == "send_text":
+            text = raw.get("text")
+            if not isinstance(text, str):
+                return Invalid(self.problem(where, 'send_text requires "text" (a string)'))
+            return SendText(text)
+        if action == "send_template":
+            name = raw.get("template")
+            if not isinstance(name, str) or not name:
+                return Invalid(self.problem(where, 'send_template requires "template" (a name)'))
+            components = raw.get("components", [])
+            if not isinstance(components, list):
+                self.problem(f"{where}.components", "must be a list")
+            return SendTemplate(name, raw.get("language", DEFAULT_LANGUAGE), components)
+        if action == "send_media":
+            media = raw.get("media")
+            if media is None and isinstance(raw.get("asset"), str):
+                media = {"kind": raw.get("kind", "document"), "link": raw["asset"]}
+                if isinstance(raw.get("caption"), str):
+                    media["caption"] = raw["caption"]
+            if not isinstance(media, dict):
+                return Invalid(self.problem(where, 'send_media requires "media" {kind, link} or "asset"'))
+            for name in ("kind", "link"):
+                if not isinstance(media.get(name), str) or not media[name]:
+                    self.problem(f"{where}.media.{name}", "required (a non-empty string)")
+            if "caption" in media and not isinstance(media["caption"], str):
+                self.problem(f"{where}.media.caption", "must be a string")
+            return SendMedia(dict(media))
+        if action == "webhook":
+            return Webhook(raw["data"] if "data" in raw else raw.get("payload", {}))
+        if action is None:
+            return Invalid(self.problem(where, 'an action step requires "action"'))
+        return Invalid(self.problem(where, f"unknown action {json.dumps(action)}"))
+
+    def _wait_for_reply(self, raw: Mapping[str, Any], where: str, path_names: set[str]) -> Step:
+        pattern = raw.get("pattern")
+        matcher = None
+        if pattern is not None:
+            if not isinstance(pattern, str):
+                self.problem(f"{where}.pattern", "must be a string")
+                pattern = None
+            else:
+                try:
+                    matcher = compile_pattern(pattern)
+                except PatternError as exc:
+                    self.problem(f"{where}.pattern", f"invalid regex {json.dumps(pattern)}: {exc}")
+        timeout_ms = self.duration_ms(raw, where, TIMEOUT_FIELDS)
+        timeout_path = raw.get("timeout_path")
+        if timeout_path is not None:
+            if not isinstance(timeout_path, str) or timeout_path not in path_names:
+                self.problem(f"{where}.timeout_path", f"path {json.dumps(timeout_path)} does not exist")
+                timeout_path = None
+            elif timeout_ms is None and not any(n in raw for n in TIMEOUT_FIELDS):
+                self.problem(f"{where}.timeout_path", "set without a timeout, so it can never be taken")
+        return WaitForReply(pattern, timeout_ms, timeout_path, matcher)
+
+    def node(self, raw: Any, where: str, path_names: set[str]) -> IntentNode | None:
+        if not isinstance(raw, dict):
+            self.problem(where, "a node must be an object")
+            return None
+        kind = raw.get("type")
+        if kind != "intent":
+            self.problem(f"{where}.type", f"unknown node type {json.dumps(kind)}")
+            return None
+        routes: dict[str, str] = {}
+        mapping = raw.get("map", {})
+        if not isinstance(mapping, dict):
+            self.problem(f"{where}.map", "must be an object of intent -> path")
+            mapping = {}
+        for intent, path in mapping.items():
+            if not isinstance(path, str) or path not in path_names:
+                self.problem(f"{where}.map.{intent}", f"path {json.dumps(path)} does not exist")
+            else:
+                routes[intent] = path
+        keywords: list[tuple[str, tuple[str, ...]]] = []
+        custom = raw.get("keywords", {})
+        if not isinstance(custom, dict):
+            self.problem(f"{where}.keywords", "must be an object of intent -> [words]")
+            custom = {}
+        for intent, words in custom.items():
+            if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+                self.problem(f"{where}.keywords.{intent}", "must be a list of non-empty strings")
+                continue
+            keywords.append((intent, tuple(words)))
+        node_id = raw.get("id")
+        return IntentNode(str(node_id) if node_id is not None else where, routes, tuple(keywords))
+
+
+def parse_flow(graph: Any, *, flow_id: str = "", version: int = 0) -> Flow:
+    """Parse a graph (already decoded JSON) into a Flow carrying every problem found."""
+    parser = _Parser()
+    if not isinstance(graph, dict):
+        parser.problem("graph", "must be a JSON object with \"nodes\" and \"paths\"")
+        return Flow((), {}, tuple(parser.problems), flow_id, version)
+    if _depth_exceeds(graph, MAX_GRAPH_DEPTH):
+        parser.problem("graph", f"nested deeper than the limit of {MAX_GRAPH_DEPTH} levels")
+        return Flow((), {}, tuple(parser.problems), flow_id, version)
+    raw_paths = graph.get("paths", {})
+    if not isinstance(raw_paths, dict):
+        parser.problem("paths", "must be an object of name -> [steps]")
+        raw_paths = {}
+    path_names = {name for name, steps in raw_paths.items() if isinstance(steps, list)}
+    raw_nodes = graph.get("nodes", [])
+    if not isinstance(raw_nodes, list):
+        parser.problem("nodes", "must be a list")
+        raw_nodes = []
+    nodes = tuple(
+        node
+        for index, raw in enumerate(raw_nodes)
+        if (node := parser.node(raw, f"nodes[{index}]", path_names)) is not None
+    )
+    paths: dict[str, tuple[Step, ...]] = {}
+    for name, raw_steps in raw_paths.items():
+        if not isinstance(raw_steps, list):
+            parser.problem(f"paths.{name}", "must be a list of steps")
+            continue
+        paths[name] = tuple(
+            parser.step(raw, f"paths.{name}[{index}]", path_names) for index, raw in enumerate(raw_steps)
+        )
+    name = graph.get("name")
+    return Flow(nodes, paths, tuple(parser.problems), flow_id, version, name if isinstance(name, str) else "")
+
+
+def validate(graph: Any) -> list[str]:
+    """Every problem of a graph, with its location; empty when the graph is valid."""
+    return list(parse_flow(graph).problems)

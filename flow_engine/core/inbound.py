@@ -1,0 +1,203 @@
+"""Stream entries of nf:incoming -> events (SPEC §3). Pure: fields in, events or InvalidPayload out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+MEDIA_TYPES = ("image", "video", "document", "audio", "sticker")
+
+
+class InvalidPayload(ValueError):
+    """A permanent problem with an entry: it goes to the DLQ as `invalid-payload` with this reason."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """A contact's inbound message."""
+
+    key: str  # unique per event: "<stream id>/<index in the webhook body>"
+    org_id: str
+    channel_id: str
+    contact: str
+    text: str
+    name: str | None = None  # WhatsApp profile name
+    wa_message_id: str | None = None
+    reply_id: str | None = None  # id of the button / list row chosen
+    kind: str = "text"
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A timer coming due: a delay ends or a reply wait times out. Never a contact's reply."""
+
+    key: str  # "timer:<token>": stable however often the timer entry is delivered
+    org_id: str
+    channel_id: str
+    contact: str
+    run_id: str
+    token: str
+    reason: Literal["delay", "timeout"]
+
+
+Event = Message | Resume
+
+
+def lane_key(event: Event) -> tuple[str, str, str]:
+    """Who an event belongs to: events with the same key are processed one at a time, in order."""
+    return (event.org_id, event.channel_id, event.contact)
+
+
+def _loads_object(raw: str | bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        raise InvalidPayload(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidPayload(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _string(value: Any, where: str, *, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # phone numbers sometimes arrive as numbers
+    if not isinstance(value, str) or (required and not value):
+        raise InvalidPayload(f"{where} must be a non-empty string")
+    return value
+
+
+def _message_text(message: Mapping[str, Any], where: str) -> tuple[str, str | None]:
+    """(text, reply id) of one WhatsApp message, by its type."""
+    kind = message.get("type", "text")
+    body = message.get(kind) if isinstance(kind, str) else None
+    if kind == "text":
+        if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+            raise InvalidPayload(f"{where}.text.body must be a string")
+        return body["body"], None
+    if kind == "interactive" and isinstance(body, dict):
+        for reply_kind in ("button_reply", "list_reply"):
+            reply = body.get(reply_kind)
+            if isinstance(reply, dict):
+                reply_id = reply.get("id")
+                return str(reply.get("title") or ""), str(reply_id) if reply_id is not None else None
+        return "", None
+    if kind == "button" and isinstance(body, dict):
+        payload = body.get("payload")
+        return str(body.get("text") or ""), str(payload) if payload is not None else None
+    if kind in MEDIA_TYPES and isinstance(body, dict):
+        caption = body.get("caption")
+        return caption if isinstance(caption, str) else "", None
+    return "", None  # location, contacts, reaction...: no text, still an event
+
+
+def _whatsapp_events(stream_id: str, body: Mapping[str, Any], org_id: str, channel_id: str) -> list[Event]:
+    entries = body.get("entry")
+    if not isinstance(entries, list):
+        raise InvalidPayload("payload.entry must be a list")
+    events: list[Event] = []
+    for e, entry in enumerate(entries):
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        if not isinstance(changes, list):
+            raise InvalidPayload(f"payload.entry[{e}].changes must be a list")
+        for c, change in enumerate(changes):
+            where = f"payload.entry[{e}].changes[{c}].value"
+            value = change.get("value") if isinstance(change, dict) else None
+            if not isinstance(value, dict):
+                raise InvalidPayload(f"{where} must be an object")
+            messages = value.get("messages", [])
+            contacts = value.get("contacts", [])
+            if not isinstance(messages, list) or not isinstance(contacts, list):
+                raise InvalidPayload(f"{where}.messages and .contacts must be lists")
+            profiles = {
+                str(item.get("wa_id")): item for item in contacts if isinstance(item, dict) and item.get("wa_id")
+            }
+            metadata = value.get("metadata")
+            channel = channel_id or (
+                str(metadata.get("phone_number_id") or "") if isinstance(metadata, dict) else ""
+            )
+            for m, message in enumerate(messages):
+                at = f"{where}.messages[{m}]"
+                if not isinstance(message, dict):
+                    raise InvalidPayload(f"{at} must be an object")
+                sender = _string(message.get("from"), f"{at}.from")
+                profile = profiles.get(sender) or (next(iter(profiles.values())) if len(profiles) == 1 else {})
+                contact = str(profile.get("wa_id") or sender)
+                name = profile.get("profile", {}).get("name") if isinstance(profile.get("profile"), dict) else None
+                text, reply_id = _message_text(message, at)
+                wa_id = message.get("id")
+                events.append(
+                    Message(
+                        key=f"{stream_id}/{len(events)}",
+                        org_id=org_id,
+                        channel_id=channel,
+                        contact=contact,
+                        text=text,
+                        name=name if isinstance(name, str) else None,
+                        wa_message_id=str(wa_id) if wa_id else None,
+                        reply_id=reply_id,
+                        kind=str(message.get("type", "text")),
+                    )
+                )
+    return events
+
+
+def _simple_event(stream_id: str, body: Mapping[str, Any], org_id: str, channel_id: str) -> list[Event]:
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise InvalidPayload("payload.text must be a string")
+    contact = body.get("contact")
+    if not isinstance(contact, dict):
+        raise InvalidPayload("payload.contact must be an object with a phone")
+    phone = _string(contact.get("phone"), "payload.contact.phone")
+    name = contact.get("name")
+    message_id = body.get("id")
+    return [
+        Message(
+            key=f"{stream_id}/0",
+            org_id=org_id,
+            channel_id=channel_id,
+            contact=phone,
+            text=text,
+            name=name if isinstance(name, str) else None,
+            wa_message_id=str(message_id) if message_id else None,
+        )
+    ]
+
+
+def _resume_event(raw: str, org_id: str, channel_id: str) -> Event:
+    resume = _loads_object(raw, "engine_resume")
+    reason = resume.get("reason")
+    if reason not in ("delay", "timeout"):
+        raise InvalidPayload(f'engine_resume.reason must be "delay" or "timeout", got {json.dumps(reason)}')
+    token = _string(resume.get("token"), "engine_resume.token")
+    return Resume(
+        key=f"timer:{token}",
+        org_id=org_id,
+        channel_id=_string(resume.get("channel_id", channel_id), "engine_resume.channel_id", required=False),
+        contact=_string(resume.get("contact"), "engine_resume.contact"),
+        run_id=_string(resume.get("run_id"), "engine_resume.run_id"),
+        token=token,
+        reason=reason,
+    )
+
+
+def parse_entry(stream_id: str, fields: Mapping[str, str]) -> list[Event]:
+    """The events of one nf:incoming entry, in order. Status-only bodies give none."""
+    org_id = fields.get("org_id") or ""
+    channel_id = fields.get("channel_id") or ""
+    if not isinstance(org_id, str) or not isinstance(channel_id, str):
+        raise InvalidPayload("org_id and channel_id must be strings")
+    if "engine_resume" in fields:
+        return [_resume_event(fields["engine_resume"], org_id, channel_id)]
+    if "payload" not in fields:
+        raise InvalidPayload("entry has no payload field")
+    body = _loads_object(fields["payload"], "payload")
+    if "entry" in body:
+        return _whatsapp_events(stream_id, body, org_id, channel_id)
+    if "text" in body or "contact" in body:
+        return _simple_event(stream_id, body, org_id, channel_id)
+    raise InvalidPayload("payload is neither a WhatsApp webhook body (entry[]) nor {text, contact}")

@@ -1,0 +1,81 @@
+"""Keyword intent classifier: Spanish and English keywords, accents and case ignored."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+# Checked in this order: when several intents match, the first one wins (SPEC §5).
+BUILTIN_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "pricing",
+        ("precio", "precios", "costo", "costos", "cuesta", "cuestan", "cuanto", "cuanto vale", "tarifa",
+         "tarifas", "plan", "planes", "cotizacion", "presupuesto", "price", "prices", "pricing", "cost",
+         "costs", "how much", "quote", "fee", "fees", "rate", "rates"),
+    ),
+    (
+        "support",
+        ("ayuda", "soporte", "problema", "problemas", "falla", "fallo", "error", "no funciona", "reclamo",
+         "queja", "help", "support", "problem", "issue", "broken", "not working", "bug"),
+    ),
+    (
+        "handoff",
+        ("asesor", "asesora", "humano", "agente", "persona", "operador", "hablar con alguien", "human",
+         "agent", "representative", "operator", "real person", "someone"),
+    ),
+    (
+        "greeting",
+        ("hola", "holi", "buenas", "buenos dias", "buen dia", "buenas tardes", "buenas noches", "saludos",
+         "que tal", "hello", "hi", "hey", "good morning", "good afternoon", "good evening", "greetings"),
+    ),
+)
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def normalize(text: str) -> str:
+    """Lower case, accents stripped, words separated by single spaces and padded at both ends."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " " + " ".join(_WORD.findall(plain)) + " "
+
+
+def _compile(table: Iterable[tuple[str, Iterable[str]]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((intent, tuple(normalize(word) for word in words)) for intent, words in table)
+
+
+_BUILTIN = _compile(BUILTIN_KEYWORDS)
+
+
+def classify(text: str, custom: Iterable[tuple[str, Iterable[str]]] = ()) -> str:
+    """The intent of `text`: custom keywords first (in their order), then the built-in ones."""
+    words = normalize(text)
+    for intent, keywords in (*_compile(custom), *_BUILTIN):
+        if any(keyword.strip() and keyword in words for keyword in keywords):
+            return intent
+    return "default"
+
+
+FALLBACK_REPLIES: dict[str, dict[str, str]] = {
+    "es": {
+        "greeting": "¡Hola! ¿En qué podemos ayudarte?",
+        "pricing": "Con gusto te compartimos nuestros precios. Un asesor te enviará la información en breve.",
+        "support": "Lamentamos el inconveniente. Cuéntanos qué ocurre y te ayudaremos.",
+        "handoff": "Te comunicamos con un asesor. Por favor espera un momento.",
+        "default": "Gracias por tu mensaje. En breve te responderemos.",
+    },
+    "en": {
+        "greeting": "Hi! How can we help you?",
+        "pricing": "Happy to share our prices. An agent will send you the details shortly.",
+        "support": "Sorry for the trouble. Tell us what happened and we will help.",
+        "handoff": "Connecting you with an agent. Please wait a moment.",
+        "default": "Thanks for your message. We will get back to you shortly.",
+    },
+}
+
+
+def fallback_reply(intent: str, language: str = "es") -> str:
+    """The fixed reply sent when an org has no active flow."""
+    replies = FALLBACK_REPLIES.get(language, FALLBACK_REPLIES["es"])
+    return replies.get(intent, replies["default"])

@@ -1,0 +1,204 @@
+"""What the interpreter decides: plain data the runtime applies (and the simulator prints)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A snapshot of the contact the event belongs to."""
+
+    phone: str
+    name: str = ""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    org_id: str
+    channel_id: str
+    to: str
+    type: Literal["text", "template", "media"]
+    content: Any  # str for text, {"name","language","components"} or {"kind","link","caption"?}
+    client_id: str
+    trace_id: str
+    orig_text: str
+    run_id: str
+
+    def fields(self) -> dict[str, str]:
+        """The nf:outbox entry (SPEC §3): every value a string, structured ones JSON-encoded."""
+        content = self.content if self.type == "text" else _json(self.content)
+        return {
+            "org_id": self.org_id,
+            "channel_id": self.channel_id,
+            "to": self.to,
+            "type": self.type,
+            self.type: content,
+            "client_id": self.client_id,
+            "trace_id": self.trace_id,
+            "orig_text": self.orig_text,
+            "run_id": self.run_id,
+        }
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    org_id: str
+    event_id: str
+    ts_ms: int
+    body: Mapping[str, Any]  # {"flow_id","run_id","path","step_index","data","input_text",...}
+
+    def fields(self) -> dict[str, str]:
+        """The nf:webhooks entry (SPEC §3)."""
+        return {
+            "org_id": self.org_id,
+            "type": "flow.webhook",
+            "event_id": self.event_id,
+            "ts": str(self.ts_ms),
+            "body": _json(self.body),
+        }
+
+
+@dataclass(frozen=True)
+class AttributeWrite:
+    key: str
+    value: Any
+
+
+Effect = OutboxMessage | WebhookEvent | AttributeWrite
+
+
+@dataclass(frozen=True)
+class Timer:
+    """Deferred work: at `due_ms` a Resume event for `token` enters nf:incoming."""
+
+    token: str
+    due_ms: int
+    org_id: str
+    channel_id: str
+    contact: str
+    run_id: str
+    reason: Literal["delay", "timeout"]
+
+    def resume_fields(self) -> dict[str, str]:
+        """The nf:incoming entry the timer loop publishes when the timer is due."""
+        return {
+            "source": "engine",
+            "org_id": self.org_id,
+            "channel_id": self.channel_id,
+            "engine_resume": _json(
+                {"reason": self.reason, "token": self.token, "run_id": self.run_id, "contact": self.contact}
+            ),
+        }
+
+
+@dataclass(frozen=True)
+class WaitState:
+    """A paused run: where it continues and what it waits for. Stored per contact."""
+
+    run_id: str
+    flow_id: str
+    flow_version: int
+    path: str
+    index: int  # the wait / delay step itself
+    kind: Literal["reply", "delay"]
+    token: str
+    due_ms: int | None  # None: a reply wait without timeout
+    trigger_text: str  # {{message.text}} after a delay
+    intent: str
+    started_ms: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "flow_id": self.flow_id,
+            "flow_version": self.flow_version,
+            "path": self.path,
+            "index": self.index,
+            "kind": self.kind,
+            "token": self.token,
+            "due_ms": self.due_ms,
+            "trigger_text": self.trigger_text,
+            "intent": self.intent,
+            "started_ms": self.started_ms,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> WaitState:
+        return cls(
+            run_id=str(raw["run_id"]),
+            flow_id=str(raw["flow_id"]),
+            flow_version=int(raw["flow_version"]),
+            path=str(raw["path"]),
+            index=int(raw["index"]),
+            kind="delay" if raw["kind"] == "delay" else "reply",
+            token=str(raw["token"]),
+            due_ms=None if raw.get("due_ms") is None else int(raw["due_ms"]),
+            trigger_text=str(raw.get("trigger_text", "")),
+            intent=str(raw.get("intent", "default")),
+            started_ms=int(raw.get("started_ms", 0)),
+        )
+
+
+RunStatus = Literal["running", "completed", "failed"]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The flow_runs row as it must be after this event (an upsert keyed by `id`)."""
+
+    id: str
+    flow_id: str
+    flow_version: int
+    status: RunStatus
+    last_step: str  # "<path>:<index>"
+    context: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class FlowFailure:
+    """A permanent flow problem: the run fails and the event goes to the DLQ without retries."""
+
+    code: str  # "flow-error"
+    detail: str  # one human line
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything one event causes. Applying it twice must be the same as applying it once."""
+
+    event_key: str
+    effects: tuple[Effect, ...] = ()  # in step order
+    contact_name: str | None = None  # profile name to record on the contact
+    wait_before: WaitState | None = None
+    wait_after: WaitState | None = None
+    timers_add: tuple[Timer, ...] = ()
+    timers_cancel: tuple[Timer, ...] = ()
+    run: RunRecord | None = None
+    failure: FlowFailure | None = None
+    ignored: str | None = None  # why the event changed nothing ("no-match", "stale-timer", ...)
+
+    @property
+    def outbox(self) -> tuple[OutboxMessage, ...]:
+        return tuple(e for e in self.effects if isinstance(e, OutboxMessage))
+
+    @property
+    def webhooks(self) -> tuple[WebhookEvent, ...]:
+        return tuple(e for e in self.effects if isinstance(e, WebhookEvent))
+
+    @property
+    def attributes(self) -> tuple[AttributeWrite, ...]:
+        """Attribute writes in order: a later write of a key wins."""
+        return tuple(e for e in self.effects if isinstance(e, AttributeWrite))
+
+    @property
+    def wait_changed(self) -> bool:
+        return self.wait_before != self.wait_after

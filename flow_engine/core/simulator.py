@@ -1,0 +1,67 @@
+"""A conversation simulator: the production interpreter driven by a virtual clock, state kept
+between steps exactly as the runtime keeps it (wait state, timers, contact attributes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from flow_engine.core.graph import Flow
+from flow_engine.core.inbound import Event, Message, Resume
+from flow_engine.core.interpreter import interpret
+from flow_engine.core.outcome import AttributeWrite, Contact, Outcome, Timer, WaitState
+
+
+@dataclass(frozen=True)
+class Happening:
+    """One line of a simulation: an inbound event and what it caused."""
+
+    at_ms: int
+    event: Event
+    outcome: Outcome
+
+
+class Simulator:
+    def __init__(self, flow: Flow | None, *, org_id: str, channel_id: str, contact: Contact) -> None:
+        self.flow = flow
+        self.org_id, self.channel_id = org_id, channel_id
+        self.contact = contact
+        self.now_ms = 0
+        self.wait: WaitState | None = None
+        self.timers: dict[str, Timer] = {}
+        self._messages = 0
+
+    def say(self, text: str) -> list[Happening]:
+        self._messages += 1
+        event = Message(
+            key=f"sim-{self._messages}/0", org_id=self.org_id, channel_id=self.channel_id,
+            contact=self.contact.phone, text=text, name=self.contact.name or None,
+        )
+        return [self._process(event)]
+
+    def advance(self, seconds: float) -> list[Happening]:
+        """Move the clock forward; due timers fire in due order, each at its own due time."""
+        end_ms = self.now_ms + round(seconds * 1000)
+        happened = []
+        while due := sorted((t for t in self.timers.values() if t.due_ms <= end_ms), key=lambda t: t.due_ms):
+            timer = due[0]
+            del self.timers[timer.token]
+            self.now_ms = max(self.now_ms, timer.due_ms)
+            event = Resume(
+                key=f"timer:{timer.token}", org_id=timer.org_id, channel_id=timer.channel_id,
+                contact=timer.contact, run_id=timer.run_id, token=timer.token, reason=timer.reason,
+            )
+            happened.append(self._process(event))
+        self.now_ms = end_ms
+        return happened
+
+    def _process(self, event: Event) -> Happening:
+        outcome = interpret(self.flow, event, self.wait, self.contact, self.now_ms)
+        attributes: dict[str, Any] = dict(self.contact.attributes)
+        attributes.update((w.key, w.value) for w in outcome.effects if isinstance(w, AttributeWrite))
+        self.contact = replace(self.contact, attributes=attributes, name=outcome.contact_name or self.contact.name)
+        self.wait = outcome.wait_after
+        for timer in outcome.timers_cancel:
+            self.timers.pop(timer.token, None)
+        self.timers.update((timer.token, timer) for timer in outcome.timers_add)
+        return Happening(self.now_ms, event, outcome)
