@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flow_engine.core.intents import Keywords, compile_keywords
 from flow_engine.core.patterns import PatternError, compile_pattern
+from flow_engine.core.template import has_placeholders
 
 MAX_GRAPH_DEPTH = 64  # deeper JSON than this is hostile, not a flow
 DEFAULT_LANGUAGE: Mapping[str, Any] = {"code": "es"}
@@ -30,22 +32,26 @@ class SendTemplate:
     name: str
     language: Any
     components: Any
+    templated: bool = False  # components hold placeholders
 
 
 @dataclass(frozen=True)
 class SendMedia:
     media: Mapping[str, Any]  # {"kind", "link", "caption"?}
+    templated: bool = False
 
 
 @dataclass(frozen=True)
 class Webhook:
     data: Any
+    templated: bool = False
 
 
 @dataclass(frozen=True)
 class SetAttribute:
     key: str
     value: Any
+    templated: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ Step = SendText | SendTemplate | SendMedia | Webhook | SetAttribute | Delay | Wa
 class IntentNode:
     id: str
     routes: Mapping[str, str]  # intent -> path name, "default" included
-    keywords: tuple[tuple[str, tuple[str, ...]], ...]  # custom keywords, in declaration order
+    keywords: Keywords  # custom keywords, normalized, in declaration order
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,7 @@ class _Parser:
                 return Invalid(self.problem(where, 'set_attribute requires "key" (a non-empty string)'))
             if "value" not in raw:
                 return Invalid(self.problem(where, 'set_attribute requires "value"'))
-            return SetAttribute(key, raw["value"])
+            return SetAttribute(key, raw["value"], has_placeholders(raw["value"]))
         if kind in ("wait", "delay"):
             if not any(name in raw for name in DURATION_FIELDS):
                 return Invalid(self.problem(where, f'{kind} requires a duration: one of "seconds", "sec", "ms"'))
@@ -181,7 +187,9 @@ class _Parser:
             components = raw.get("components", [])
             if not isinstance(components, list):
                 self.problem(f"{where}.components", "must be a list")
-            return SendTemplate(name, raw.get("language", DEFAULT_LANGUAGE), components)
+            return SendTemplate(
+                name, raw.get("language", DEFAULT_LANGUAGE), components, has_placeholders(components)
+            )
         if action == "send_media":
             media = raw.get("media")
             if media is None and isinstance(raw.get("asset"), str):
@@ -195,9 +203,10 @@ class _Parser:
                     self.problem(f"{where}.media.{name}", "required (a non-empty string)")
             if "caption" in media and not isinstance(media["caption"], str):
                 self.problem(f"{where}.media.caption", "must be a string")
-            return SendMedia(dict(media))
+            return SendMedia(dict(media), has_placeholders(media))
         if action == "webhook":
-            return Webhook(raw["data"] if "data" in raw else raw.get("payload", {}))
+            data = raw["data"] if "data" in raw else raw.get("payload", {})
+            return Webhook(data, has_placeholders(data))
         if action is None:
             return Invalid(self.problem(where, 'an action step requires "action"'))
         return Invalid(self.problem(where, f"unknown action {json.dumps(action)}"))
@@ -253,7 +262,7 @@ class _Parser:
                 continue
             keywords.append((intent, tuple(words)))
         node_id = raw.get("id")
-        return IntentNode(str(node_id) if node_id is not None else where, routes, tuple(keywords))
+        return IntentNode(str(node_id) if node_id is not None else where, routes, compile_keywords(keywords))
 
 
 def parse_flow(graph: Any, *, flow_id: str = "", version: int = 0) -> Flow:

@@ -41,19 +41,26 @@ def normalize(text: str) -> str:
     return " " + " ".join(_WORD.findall(plain)) + " "
 
 
-def _compile(table: Iterable[tuple[str, Iterable[str]]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    return tuple((intent, tuple(normalize(word) for word in words)) for intent, words in table)
+Keywords = tuple[tuple[str, tuple[str, ...]], ...]
 
 
-_BUILTIN = _compile(BUILTIN_KEYWORDS)
+def compile_keywords(table: Iterable[tuple[str, Iterable[str]]]) -> Keywords:
+    """Normalize a keyword table once, so classify() only does substring checks."""
+    compiled = ((intent, tuple(normalize(word) for word in words)) for intent, words in table)
+    return tuple((intent, tuple(word for word in words if word.strip())) for intent, words in compiled)
 
 
-def classify(text: str, custom: Iterable[tuple[str, Iterable[str]]] = ()) -> str:
-    """The intent of `text`: custom keywords first (in their order), then the built-in ones."""
+_BUILTIN = compile_keywords(BUILTIN_KEYWORDS)
+
+
+def classify(text: str, custom: Keywords = ()) -> str:
+    """The intent of `text`: custom keywords (compiled) first, in their order, then the built-in ones."""
     words = normalize(text)
-    for intent, keywords in (*_compile(custom), *_BUILTIN):
-        if any(keyword.strip() and keyword in words for keyword in keywords):
-            return intent
+    for table in (custom, _BUILTIN):
+        for intent, keywords in table:
+            for keyword in keywords:
+                if keyword in words:
+                    return intent
     return "default"
 
 

@@ -84,6 +84,10 @@ class _Execution:
             self._values = placeholder_values(self.name, self.phone, self.attributes, self.text)
         return self._values
 
+    def fill(self, value: Any, templated: bool) -> Any:
+        """A step's JSON value with its placeholders rendered (shared as is when it has none)."""
+        return render_deep(value, self.values()) if templated else value
+
     def send(self, kind: Literal["text", "template", "media"], content: Any) -> None:
         self.sent += 1
         self.effects.append(
@@ -109,14 +113,14 @@ class _Execution:
             if isinstance(step, SendText):
                 self.send("text", render(step.text, self.values()))
             elif isinstance(step, SendTemplate):
-                components = render_deep(step.components, self.values())
+                components = self.fill(step.components, step.templated)
                 self.send("template", {"name": step.name, "language": step.language, "components": components})
             elif isinstance(step, SendMedia):
-                self.send("media", render_deep(dict(step.media), self.values()))
+                self.send("media", self.fill(step.media, step.templated))
             elif isinstance(step, Webhook):
-                self.webhook(path, index, render_deep(step.data, self.values()))
+                self.webhook(path, index, self.fill(step.data, step.templated))
             elif isinstance(step, SetAttribute):
-                value = render_deep(step.value, self.values())
+                value = self.fill(step.value, step.templated)
                 self.attributes[step.key] = value
                 self.effects.append(AttributeWrite(step.key, value))
                 self._values = None

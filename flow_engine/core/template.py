@@ -30,6 +30,17 @@ def render(text: str, values: Mapping[str, Any]) -> str:
     return _PLACEHOLDER.sub(lookup, text)
 
 
+def has_placeholders(value: Any) -> bool:
+    """Whether any string inside a JSON value holds a placeholder (checked once, at parse time)."""
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, list):
+        return any(has_placeholders(item) for item in value)
+    if isinstance(value, dict):
+        return any(has_placeholders(item) for item in value.values())
+    return False
+
+
 def render_deep(value: Any, values: Mapping[str, Any]) -> Any:
     """Render every string inside a JSON value (template components, webhook data, media)."""
     if isinstance(value, str):
