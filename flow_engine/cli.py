@@ -11,7 +11,7 @@ import click
 
 from flow_engine.core.graph import Flow, parse_flow
 from flow_engine.core.outcome import AttributeWrite, Contact, OutboxMessage, WebhookEvent
-from flow_engine.core.simulator import Happening, Simulator
+from flow_engine.core.simulator import Happening, Simulator, effect_lines
 
 
 def load_graph(path: str) -> Any:
@@ -39,38 +39,6 @@ def validate(file: str) -> None:
             click.echo(problem)
         sys.exit(1)
     click.echo("ok")
-
-
-def _effects_json(happening: Happening) -> list[dict[str, Any]]:
-    """The effects of one event as --json lines, in the order they happen."""
-    outcome, lines = happening.outcome, []
-    at = {"at_ms": happening.at_ms}
-    for timer in outcome.timers_cancel:
-        lines.append({"kind": "timer", "action": "cancel", "token": timer.token, "due_ms": timer.due_ms, **at})
-    for effect in outcome.effects:
-        if isinstance(effect, OutboxMessage):
-            lines.append({"kind": "outbox", **effect.fields(), **at})
-        elif isinstance(effect, WebhookEvent):
-            fields: dict[str, Any] = effect.fields()
-            lines.append({"kind": "webhook", **fields, "body": dict(effect.body), **at})
-        elif isinstance(effect, AttributeWrite):
-            lines.append({"kind": "attribute", "key": effect.key, "value": effect.value, **at})
-    if outcome.wait_changed:
-        wait = outcome.wait_after
-        if wait is None:
-            lines.append({"kind": "wait", "action": "clear", **at})
-        else:
-            lines.append({"kind": "wait", "action": "set", "for": wait.kind, "step": f"{wait.path}:{wait.index}",
-                          "due_ms": wait.due_ms, **at})
-    for timer in outcome.timers_add:
-        lines.append({"kind": "timer", "action": "add", "token": timer.token, "due_ms": timer.due_ms,
-                      "reason": timer.reason, **at})
-    if outcome.run is not None:
-        run: dict[str, Any] = {"kind": "run", "status": outcome.run.status, "last_step": outcome.run.last_step}
-        if "error" in outcome.run.context:
-            run["error"] = outcome.run.context["error"]
-        lines.append({**run, **at})
-    return lines
 
 
 _IGNORED = {
@@ -151,7 +119,7 @@ def simulate(
             raise click.BadParameter(f"{step!r} is neither say:TEXT nor wait:SECONDS", param_hint="STEP")
         for happening in happenings:
             if as_json:
-                for effect in _effects_json(happening):
+                for effect in effect_lines(happening):
                     click.echo(json.dumps(effect, ensure_ascii=False))
             else:
                 for line in _transcript(happening, name or phone):

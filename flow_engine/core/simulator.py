@@ -9,7 +9,7 @@ from typing import Any
 from flow_engine.core.graph import Flow
 from flow_engine.core.inbound import Event, Message, Resume
 from flow_engine.core.interpreter import interpret
-from flow_engine.core.outcome import AttributeWrite, Contact, Outcome, Timer, WaitState
+from flow_engine.core.outcome import AttributeWrite, Contact, OutboxMessage, Outcome, Timer, WaitState, WebhookEvent
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,35 @@ class Simulator:
             self.timers.pop(timer.token, None)
         self.timers.update((timer.token, timer) for timer in outcome.timers_add)
         return Happening(self.now_ms, event, outcome)
+
+
+def effect_lines(happening: Happening) -> list[dict[str, Any]]:
+    """The effects of one event as JSON-ready objects (`simulate --json` lines), in order."""
+    outcome, lines = happening.outcome, []
+    at = {"at_ms": happening.at_ms}
+    for timer in outcome.timers_cancel:
+        lines.append({"kind": "timer", "action": "cancel", "token": timer.token, "due_ms": timer.due_ms, **at})
+    for effect in outcome.effects:
+        if isinstance(effect, OutboxMessage):
+            lines.append({"kind": "outbox", **effect.fields(), **at})
+        elif isinstance(effect, WebhookEvent):
+            fields: dict[str, Any] = effect.fields()
+            lines.append({"kind": "webhook", **fields, "body": dict(effect.body), **at})
+        elif isinstance(effect, AttributeWrite):
+            lines.append({"kind": "attribute", "key": effect.key, "value": effect.value, **at})
+    if outcome.wait_changed:
+        wait = outcome.wait_after
+        if wait is None:
+            lines.append({"kind": "wait", "action": "clear", **at})
+        else:
+            lines.append({"kind": "wait", "action": "set", "for": wait.kind, "step": f"{wait.path}:{wait.index}",
+                          "due_ms": wait.due_ms, **at})
+    for timer in outcome.timers_add:
+        lines.append({"kind": "timer", "action": "add", "token": timer.token, "due_ms": timer.due_ms,
+                      "reason": timer.reason, **at})
+    if outcome.run is not None:
+        run: dict[str, Any] = {"kind": "run", "status": outcome.run.status, "last_step": outcome.run.last_step}
+        if "error" in outcome.run.context:
+            run["error"] = outcome.run.context["error"]
+        lines.append({**run, **at})
+    return lines

@@ -1,0 +1,105 @@
+"""The `flow-engine` console script, run as a user runs it (a subprocess of the installed entry point)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE_FLOWS
+
+FLOW_ENGINE = shutil.which("flow-engine", path=str(Path(sys.executable).parent))
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    assert FLOW_ENGINE, "the flow-engine console script is not installed next to this Python"
+    return subprocess.run([FLOW_ENGINE, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_validate_prints_ok_for_a_valid_flow() -> None:
+    result = cli("validate", str(EXAMPLE_FLOWS / "shop_demo.json"))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "ok\n", "")
+
+
+def test_validate_prints_each_problem_and_exits_1() -> None:
+    result = cli("validate", str(EXAMPLE_FLOWS / "broken.json"))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        'nodes[0].map.pricing: path "missing_path" does not exist',
+        'paths.main[0]: send_text requires "text" (a string)',
+        'paths.main[1]: unknown step type "escalate"',
+        'paths.main[2].pattern: invalid regex "([a-z]+": missing ): ([a-z]+',
+        "paths.main[2].seconds: must be a non-negative number, got -5",
+        'paths.main[3]: delay requires a duration: one of "seconds", "sec", "ms"',
+    ]
+    assert result.stderr == ""  # RE2 logs nothing of its own
+
+
+def test_validate_reports_unreadable_input_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    result = cli("validate", str(bad))
+    assert result.returncode == 1
+    assert result.stderr == f"Error: {bad}: not valid JSON: Expecting property name enclosed in double quotes: " \
+                            "line 1 column 2 (char 1)\n"
+    missing = cli("validate", str(tmp_path / "missing.json"))
+    assert missing.returncode == 1 and missing.stderr.startswith(f"Error: {tmp_path / 'missing.json'}: cannot read")
+    assert "Traceback" not in missing.stderr
+
+
+def test_simulate_json_verification_code_bar() -> None:
+    result = cli("simulate", str(EXAMPLE_FLOWS / "verification_code.json"), "--json",
+                 "say:hola", "say:no lo tengo", "say:es 123456")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    effects = [(line["kind"], line.get("text") or line.get("key") or line.get("body", {}).get("data")) for line in lines
+               if line["kind"] in ("outbox", "attribute", "webhook")]
+    assert effects == [
+        ("outbox", "Envíame el código de 6 dígitos que recibiste."),
+        ("attribute", "verified"),
+        ("outbox", "¡Código recibido: es 123456! Gracias."),
+        ("webhook", {"event": "code_received"}),
+    ]
+    attribute = next(line for line in lines if line["kind"] == "attribute")
+    assert attribute["value"] is True
+    runs = [(line["status"], line["last_step"]) for line in lines if line["kind"] == "run"]
+    assert runs == [("running", "ask:1"), ("completed", "ask:4")]
+
+
+def test_simulate_transcript_with_contact_options_and_virtual_clock() -> None:
+    result = cli("simulate", str(EXAMPLE_FLOWS / "shop_demo.json"), "--name", "Ana", "--attr", "vip=true",
+                 "say:hola", "wait:2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "[  0.000s] Ana > hola",
+        "           bot > ¡Hola Ana! Bienvenido a la tienda.",
+        "           … waiting for the delay until 1.500s",
+        "[  1.500s] ⏰ delay is due",
+        "           ✎ greeted = true",
+        "           bot > ¿Quieres ver el catálogo o hablar con un asesor?",
+        "           ■ run completed",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["shout:hola"], "Error: Invalid value for STEP: 'shout:hola' is neither say:TEXT nor wait:SECONDS"),
+        (["wait:soon"], "Error: Invalid value for STEP: 'wait:soon': wait needs seconds, e.g. wait:2.5"),
+        (["--attr", "novalue", "say:x"], "Error: Invalid value for --attr: 'novalue' is not KEY=VALUE"),
+    ],
+)
+def test_simulate_rejects_bad_steps_in_one_line(args: list[str], error: str) -> None:
+    result = cli("simulate", str(EXAMPLE_FLOWS / "shop_demo.json"), *args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == error
+
+
+def test_simulate_refuses_an_invalid_flow_with_its_problems() -> None:
+    result = cli("simulate", str(EXAMPLE_FLOWS / "broken.json"), "say:hola")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[1] == 'nodes[0].map.pricing: path "missing_path" does not exist'
