@@ -19,7 +19,7 @@ services:
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy flow_engine bridge
+	$(BIN)/mypy flow_engine bridge tests bench
 
 test: install services lint
 	$(BIN)/pytest

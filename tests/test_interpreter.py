@@ -118,3 +118,13 @@ def test_the_profile_name_of_a_new_contact_is_recorded() -> None:
     event = Message(key="1-0/0", org_id="acme", channel_id="ch1", contact="5215550001", text="hola", name="Ana María")
     assert interpret(VERIFY, event, None, Contact("5215550001"), 0).contact_name == "Ana María"
     assert interpret(VERIFY, event, None, Contact("5215550001", "Ana María"), 0).contact_name is None
+
+
+def test_a_new_contact_is_greeted_by_its_profile_name_and_a_stored_name_wins() -> None:
+    shop = parse_flow(json.loads((EXAMPLE_FLOWS / "shop_demo.json").read_text()))
+    event = Message(key="1-0/0", org_id="acme", channel_id="ch1", contact="5215550001", text="hola", name="Ana")
+    assert interpret(shop, event, None, Contact("5215550001"), 0).outbox[0].content == (
+        "¡Hola Ana! Bienvenido a la tienda.")
+    stored = interpret(shop, event, None, Contact("5215550001", "Sra. Pérez"), 0)
+    assert stored.outbox[0].content == "¡Hola Sra. Pérez! Bienvenido a la tienda."
+    assert stored.contact_name is None

@@ -18,6 +18,7 @@ from flow_engine.core.template import has_placeholders
 
 MAX_GRAPH_DEPTH = 64  # deeper JSON than this is hostile, not a flow
 DEFAULT_LANGUAGE: Mapping[str, Any] = {"code": "es"}
+MAX_DURATION_MS = 366 * 86_400_000  # a year: longer pauses are mistakes (and would overflow)
 DURATION_FIELDS = ("seconds", "sec", "ms")
 TIMEOUT_FIELDS = ("seconds", "timeout_seconds")
 
@@ -67,7 +68,12 @@ class WaitForReply:
     matcher: Any = field(default=None, compare=False, repr=False)
 
     def matches(self, text: str) -> bool:
-        return self.matcher is None or self.matcher.search(text) is not None
+        if self.matcher is None:
+            return True
+        try:
+            return self.matcher.search(text) is not None
+        except UnicodeEncodeError:  # lone surrogates from a JSON "\ud800" escape: match what is readable
+            return self.matcher.search(text.encode("utf-8", "replace").decode()) is not None
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,9 @@ class _Parser:
             self.problem(f"{where}.{name}", f"must be a non-negative number, got {json.dumps(value)}")
             return None
         exact: float = value if name == "ms" else value * 1000
+        if exact > MAX_DURATION_MS:
+            self.problem(f"{where}.{name}", f"must be at most {MAX_DURATION_MS // 1000} seconds (a year)")
+            return None
         return round(exact)
 
     def step(self, raw: Any, where: str, path_names: set[str]) -> Step:

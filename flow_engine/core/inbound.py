@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 MEDIA_TYPES = ("image", "video", "document", "audio", "sticker")
@@ -169,24 +169,46 @@ def _simple_event(stream_id: str, body: Mapping[str, Any], org_id: str, channel_
 
 
 def _resume_event(raw: str, org_id: str, channel_id: str) -> Event:
-    resume = _loads_object(raw, "engine_resume")
-    reason = resume.get("reason")
+    """A timer published by the timer loop: [reason, token, run_id, org_id, channel_id, contact]."""
+    try:
+        timer = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidPayload("engine_resume is not valid JSON") from None
+    if not (isinstance(timer, list) and len(timer) == 6 and all(isinstance(part, str) for part in timer)):
+        raise InvalidPayload("engine_resume must be [reason, token, run_id, org_id, channel_id, contact]")
+    reason, token, run_id, timer_org, timer_channel, contact = timer
     if reason not in ("delay", "timeout"):
-        raise InvalidPayload(f'engine_resume.reason must be "delay" or "timeout", got {json.dumps(reason)}')
-    token = _string(resume.get("token"), "engine_resume.token")
+        raise InvalidPayload(f'engine_resume reason must be "delay" or "timeout", got {json.dumps(reason)}')
+    if not token or not run_id or not contact:
+        raise InvalidPayload("engine_resume needs a token, a run_id and a contact")
     return Resume(
         key=f"timer:{token}",
-        org_id=org_id,
-        channel_id=_string(resume.get("channel_id", channel_id), "engine_resume.channel_id", required=False),
-        contact=_string(resume.get("contact"), "engine_resume.contact"),
-        run_id=_string(resume.get("run_id"), "engine_resume.run_id"),
+        org_id=timer_org or org_id,
+        channel_id=timer_channel or channel_id,
+        contact=contact,
+        run_id=run_id,
         token=token,
-        reason=reason,
+        reason="delay" if reason == "delay" else "timeout",
     )
 
 
 def parse_entry(stream_id: str, fields: Mapping[str, str]) -> list[Event]:
-    """The events of one nf:incoming entry, in order. Status-only bodies give none."""
+    """The events of one nf:incoming entry, in order. Status-only bodies give none.
+
+    A DLQ replay carries `replay_index` and `replay_key`: only that event of the body, under its
+    original key, so it reproduces the ids of its first attempt.
+    """
+    events = _events(stream_id, fields)
+    if "replay_index" not in fields:
+        return events
+    index = fields["replay_index"]
+    if not index.isdigit() or int(index) >= len(events):
+        raise InvalidPayload(f"replay_index {index!r} does not name an event of this entry")
+    event = events[int(index)]
+    return [replace(event, key=fields.get("replay_key") or event.key)]
+
+
+def _events(stream_id: str, fields: Mapping[str, str]) -> list[Event]:
     org_id = fields.get("org_id") or ""
     channel_id = fields.get("channel_id") or ""
     if not isinstance(org_id, str) or not isinstance(channel_id, str):

@@ -71,7 +71,9 @@ class _Execution:
         self.run_id, self.intent, self.text, self.started_ms = run_id, intent, text, started_ms
         self.wait_before, self.timers_cancel = wait_before, timers_cancel
         self.phone = contact.phone or event.contact
-        self.name = contact.name
+        self.new_name = _new_name(event, contact)
+        # The stored name wins; a new contact is greeted by its WhatsApp profile name.
+        self.name = contact.name or (event.name or "" if isinstance(event, Message) else "")
         self.attributes = dict(contact.attributes)
         self.trace_id = derive(event.key, "trace")
         self.effects: list[Effect] = []
@@ -200,7 +202,7 @@ class _Execution:
         return Outcome(
             event_key=self.event.key,
             effects=tuple(self.effects),
-            contact_name=_new_name(self.event, Contact(self.phone, self.name)),
+            contact_name=self.new_name,
             wait_before=self.wait_before,
             wait_after=wait_after,
             timers_add=timers_add,
@@ -225,9 +227,9 @@ def timer_of(wait: WaitState, event: Event) -> Timer:
 
 
 def _new_name(event: Event, contact: Contact) -> str | None:
-    """The WhatsApp profile name to record on the contact, when the event brings a new one."""
+    """The WhatsApp profile name to record on a contact that has no name yet."""
     name = event.name if isinstance(event, Message) else None
-    return name if name and name != contact.name else None
+    return name if name and not contact.name else None
 
 
 def _failed_run(event: Event, wait: WaitState, reason: str) -> Outcome:

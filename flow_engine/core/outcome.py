@@ -88,15 +88,19 @@ class Timer:
     run_id: str
     reason: Literal["delay", "timeout"]
 
+    def member(self) -> str:
+        """The timer's ZSET member, also the `engine_resume` field it is published with:
+        [reason, token, run_id, org_id, channel_id, contact]. Compact, as a million may be pending."""
+        return _json([self.reason, self.token, self.run_id, self.org_id, self.channel_id, self.contact])
+
     def resume_fields(self) -> dict[str, str]:
         """The nf:incoming entry the timer loop publishes when the timer is due."""
         return {
             "source": "engine",
             "org_id": self.org_id,
             "channel_id": self.channel_id,
-            "engine_resume": _json(
-                {"reason": self.reason, "token": self.token, "run_id": self.run_id, "contact": self.contact}
-            ),
+            "engine_resume": self.member(),
+            "due_ms": str(self.due_ms),
         }
 
 

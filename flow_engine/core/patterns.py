@@ -24,3 +24,5 @@ def compile_pattern(pattern: str) -> Any:
         if isinstance(reason, bytes):
             reason = reason.decode("utf-8", "replace")
         raise PatternError(str(reason)) from None
+    except UnicodeEncodeError:
+        raise PatternError("not valid Unicode (lone surrogate)") from None
