@@ -124,3 +124,141 @@ def simulate(
             else:
                 for line in _transcript(happening, name or phone):
                     click.echo(line)
+
+
+# -- runtime and dev commands -------------------------------------------------------------------------
+
+
+def _settings() -> Any:
+    from flow_engine import settings as settings_module
+
+    try:
+        return settings_module.get()
+    except settings_module.SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+def bridge() -> None:
+    """Run the bridge: nf:incoming (consumer group) -> lanes -> Celery workers."""
+    from flow_engine.processes import run_bridge
+
+    run_bridge()
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the timer loop: due delays and reply timeouts back into nf:incoming."""
+    from flow_engine.processes import run_scheduler
+
+    run_scheduler()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the tables at DATABASE_URL (Alembic)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from flow_engine.adapters.migrate import upgrade
+
+    url = _settings().database_url
+    try:
+        upgrade(url, revision)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"DATABASE_URL: cannot migrate: {str(exc).splitlines()[0]}") from None
+    click.echo(f"database at {_safe_url(url)} is at revision {revision}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def flows() -> None:
+    """Flows stored in the database."""
+
+
+@flows.command("load")
+@click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--org", required=True, help="org_id the flow belongs to")
+@click.option("--name", default=None, help="flow name (default: the graph's name, else the file name)")
+@click.option("--activate", is_flag=True, help="make it the org's active flow")
+def flows_load(files: tuple[str, ...], org: str, name: str | None, activate: bool) -> None:
+    """Validate FILE and store it as a new version of the org's flow."""
+    from flow_engine.adapters.db import make_engine
+    from flow_engine.adapters.store import store_flow
+
+    engine = make_engine(_settings().database_url)
+    try:
+        for file in files:
+            graph = load_graph(file)
+            problems = parse_flow(graph).problems
+            if problems:
+                raise click.ClickException(f"{file} is not a valid flow:\n" + "\n".join(problems))
+            flow_name = name or graph.get("name") or Path(file).stem
+            flow_id, version = store_flow(engine, org, graph, name=flow_name, activate=activate, created_by="cli")
+            state = "active" if activate else "draft"
+            click.echo(f"{file}: flow {flow_id} ({flow_name!r} v{version}) stored for org {org}, {state}")
+    finally:
+        engine.dispose()
+
+
+@main.command()
+@click.argument("text")
+@click.option("--org", required=True, help="org_id")
+@click.option("--channel", default="default", show_default=True, help="channel_id")
+@click.option("--from", "phone", required=True, help="the contact's phone (wa_id)")
+@click.option("--name", default="", help="the contact's WhatsApp profile name")
+def send(text: str, org: str, channel: str, phone: str, name: str) -> None:
+    """XADD a WhatsApp-shaped text message from PHONE to nf:incoming."""
+    import time
+    import uuid
+
+    from flow_engine.adapters.keys import INCOMING
+    from flow_engine.adapters.scripts import connect
+
+    message = {"from": phone, "id": f"wamid.{uuid.uuid4().hex}", "timestamp": str(int(time.time())),
+               "type": "text", "text": {"body": text}}
+    value = {"messaging_product": "whatsapp", "metadata": {"phone_number_id": channel},
+             "contacts": [{"wa_id": phone, **({"profile": {"name": name}} if name else {})}], "messages": [message]}
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": org, "changes": [
+        {"field": "messages", "value": value}]}]}
+    client = connect(_settings().redis_url)
+    entry_id = client.xadd(INCOMING, {"source": "cli", "org_id": org, "channel_id": channel,
+                                      "payload": json.dumps(payload, ensure_ascii=False)})
+    click.echo(f"{INCOMING} {entry_id}: {phone} > {text}")
+
+
+@main.command()
+@click.option("--from-start", is_flag=True, help="print the whole stream first")
+@click.option("--count", type=int, default=0, help="stop after COUNT entries (0: follow forever)")
+def tail(from_start: bool, count: int) -> None:
+    """Follow nf:outbox, one readable line per message."""
+    from datetime import datetime
+
+    from flow_engine.adapters.keys import OUTBOX
+    from flow_engine.adapters.scripts import connect
+
+    client = connect(_settings().redis_url)
+    last, seen = ("0-0" if from_start else "$"), 0
+    try:
+        while not count or seen < count:
+            for _stream, entries in client.xread({OUTBOX: last}, block=1000, count=100) or []:
+                for entry_id, fields in entries:
+                    last, seen = entry_id, seen + 1
+                    at = datetime.fromtimestamp(int(entry_id.split("-")[0]) / 1000).strftime("%H:%M:%S.%f")[:-3]
+                    kind = fields.get("type", "?")
+                    body = fields.get(kind, "") if kind == "text" else f"[{kind}] {fields.get(kind, '')}"
+                    click.echo(f"{at} {fields.get('org_id', '')} → {fields.get('to', '')}: {body}")
+                    if count and seen >= count:
+                        return
+    except KeyboardInterrupt:
+        pass

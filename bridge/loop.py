@@ -1,0 +1,163 @@
+"""The bridge loop: read nf:incoming through the consumer group and hand entries on to lanes.
+
+One bridge at a time holds the lease and reads, so entries reach their lanes in stream order
+(per-contact order needs that); the others stand by and take over when the lease lapses, first
+claiming every entry still pending (the old holder's and their own) and handing those on in order.
+The handoff script is fenced by the lease: a bridge that lost it cannot hand anything on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+
+from bridge.routing import route
+from flow_engine.adapters.dlq import dlq_entry
+from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, STATS, Keys
+from flow_engine.adapters.scripts import Scripts, connect
+from flow_engine.settings import Settings
+
+log = logging.getLogger("flow_engine.bridge")
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Bridge:
+    def __init__(self, settings: Settings, enqueue: Callable[[int], Any]) -> None:
+        self.settings = settings
+        self.enqueue = enqueue  # starts a worker task for a lane
+        self.redis = connect(settings.redis_url, decode=False)  # entries may hold invalid UTF-8
+        self.scripts = Scripts(self.redis)
+        self.token = f"{settings.consumer}:{uuid.uuid4().hex}"
+        self.leader = False
+        self.must_recover = False  # entries read but maybe not handed on are pending: re-read them
+        self.handed_on = 0
+
+    def ensure_group(self) -> None:
+        try:
+            self.redis.xgroup_create(INCOMING, self.settings.group, id=self.settings.group_start, mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # -- leadership -----------------------------------------------------------------------------------
+
+    def lease_ms(self) -> int:
+        return self.settings.claim_idle_ms
+
+    def try_lead(self) -> bool:
+        """Take the lease if it is free; on taking it, hand on everything left pending first."""
+        if self.redis.set(BRIDGE_LEASE, self.token, nx=True, px=self.lease_ms()):
+            log.info("bridge %s leads", self.settings.consumer)
+            self.leader = True
+            self.must_recover = True
+        return self.leader
+
+    def renew(self) -> None:
+        if not self.scripts.renew(keys=[BRIDGE_LEASE], args=[self.token, self.lease_ms()]):
+            log.warning("bridge %s lost the lease", self.settings.consumer)
+            self.leader = False
+
+    def resign(self) -> None:
+        if self.leader:
+            self.scripts.release(keys=[BRIDGE_LEASE], args=[self.token])
+            self.leader = False
+
+    def recover(self) -> int:
+        """Claim every pending entry of the group (any consumer's: the lease says they are gone) and
+        hand them on in stream order. Entries handed on before are skipped by the handoff script."""
+        claimed: list[Entry] = []
+        cursor: bytes | str = "0-0"
+        while True:
+            cursor, entries, _deleted = self.redis.xautoclaim(
+                INCOMING, self.settings.group, self.settings.consumer, min_idle_time=0, start_id=cursor, count=1000
+            )[:3]
+            claimed.extend((entry_id, fields) for entry_id, fields in entries if fields is not None)
+            if cursor in (b"0-0", "0-0"):
+                break
+        claimed.sort(key=lambda entry: tuple(int(part) for part in entry[0].split(b"-")))
+        for start in range(0, len(claimed), self.settings.read_batch):
+            self.hand_on(claimed[start : start + self.settings.read_batch])
+        return len(claimed)
+
+    # -- reading and handing on -----------------------------------------------------------------------
+
+    def step(self, block_ms: int = 1000) -> int:
+        """One read of new entries (waiting up to `block_ms`); returns the entries handed on."""
+        reply = self.redis.xreadgroup(
+            self.settings.group, self.settings.consumer, {INCOMING: ">"},
+            count=self.settings.read_batch, block=block_ms,
+        )
+        if not reply:
+            self.renew()
+            return 0
+        entries: list[Entry] = reply[0][1]
+        self.hand_on(entries)
+        return len(entries)
+
+    def hand_on(self, entries: Sequence[Entry]) -> None:
+        routed = route(entries, self.settings.lanes, Keys.seen)
+        for stream_id, fields, reason in routed.invalid:
+            entry = dlq_entry(fields, error="invalid-payload", detail=reason, retries=0, source_id=stream_id,
+                              failed_at_ms=now_ms())
+            self.scripts.dead_letter(
+                keys=[INCOMING, DLQ, BRIDGE_LEASE], args=[self.settings.group, self.token, stream_id, *entry]
+            )
+        if not routed.handoffs:
+            return
+        result = self.scripts.handoff(
+            keys=[INCOMING, BRIDGE_LEASE, STATS],
+            args=[self.settings.group, self.token, self.lease_ms(), self.settings.dedupe_ttl_s, now_ms(),
+                  LANE_PREFIX, json.dumps(routed.handoffs, ensure_ascii=False, separators=(",", ":"))],
+        )
+        self.handed_on += int(result[0])
+        for lane in result[2:]:
+            self.enqueue(int(lane))
+
+    # -- the loop -------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        self.ensure_group()
+        backoff_s = 0.1
+        while not stop.is_set():
+            try:
+                if not self.leader and not self.try_lead():
+                    stop.wait(min(1.0, self.lease_ms() / 4000))
+                    continue
+                if self.must_recover:
+                    recovered = self.recover()
+                    self.must_recover = False
+                    log.info("bridge %s handed on %s pending entries", self.settings.consumer, recovered)
+                self.step()
+                backoff_s = 0.1
+            except redis.ResponseError as exc:
+                if "FENCED" in str(exc):
+                    log.warning("bridge %s was fenced: %s", self.settings.consumer, exc)
+                    self.leader = False
+                elif "NOGROUP" in str(exc):
+                    self.ensure_group()
+                else:
+                    raise
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("bridge: Redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+                stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+                self.leader = self.leader and self._still_leader()
+                self.must_recover = True
+        self.resign()
+
+    def _still_leader(self) -> bool:
+        try:
+            return bool(self.redis.get(BRIDGE_LEASE) == self.token.encode())
+        except redis.RedisError:
+            return False

@@ -1,0 +1,49 @@
+"""An interpreter Outcome -> the ops of the commit script (adapters/lua/commit.lua)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from flow_engine.adapters.dlq import dlq_entry
+from flow_engine.adapters.keys import DLQ, OUTBOX, WEBHOOKS, Keys
+from flow_engine.core.inbound import Event
+from flow_engine.core.outcome import OutboxMessage, Outcome, WaitState, WebhookEvent
+
+Op = list[Any]
+
+
+def _flat(fields: Mapping[str, str]) -> list[str]:
+    return [part for item in fields.items() for part in item]
+
+
+def dump_wait(wait: WaitState) -> str:
+    return json.dumps(wait.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+def load_wait(raw: str | None) -> WaitState | None:
+    return None if raw is None else WaitState.from_dict(json.loads(raw))
+
+
+def outcome_ops(
+    keys: Keys, event: Event, outcome: Outcome, source: tuple[str, int, Mapping[str, str]], now_ms: int
+) -> list[Op]:
+    """Everything `outcome` changes in Redis. `source` is (stream id, index, fields) of the event."""
+    ops: list[Op] = []
+    for effect in outcome.effects:
+        if isinstance(effect, OutboxMessage):
+            ops.append(["x", OUTBOX, _flat(effect.fields())])
+        elif isinstance(effect, WebhookEvent):
+            ops.append(["x", WEBHOOKS, _flat(effect.fields())])
+    if outcome.wait_changed:
+        wait_key = keys.wait(event.org_id, event.channel_id, event.contact)
+        ops.append(["d", wait_key] if outcome.wait_after is None else ["s", wait_key, dump_wait(outcome.wait_after)])
+    ops.extend(["r", timer.member()] for timer in outcome.timers_cancel)
+    ops.extend(["z", str(timer.due_ms), timer.member()] for timer in outcome.timers_add)
+    if outcome.failure is not None:
+        stream_id, index, fields = source
+        entry = dlq_entry(fields, error=outcome.failure.code, detail=outcome.failure.detail, retries=0,
+                          source_id=stream_id, failed_at_ms=now_ms, event_index=index, event_key=event.key)
+        ops.append(["x", DLQ, entry])
+    return ops

@@ -1,0 +1,45 @@
+-- Commit the Redis effects of the first N events of a lane and remove them, in one step, only while
+-- the caller still holds the lane (DESIGN invariants 2 and 6). Emptying the lane disarms it, atomic
+-- against the bridge's push, so an event pushed now always finds the lane armed or arms it itself.
+-- KEYS[1] lane list   KEYS[2] lane lock   KEYS[3] lane armed flag   KEYS[4] timers zset
+-- ARGV[1] lock token   ARGV[2] N   ARGV[3] lock ttl ms   ARGV[4] now ms   ARGV[5] timer wake channel
+-- ARGV[6] JSON ops: ["x", stream, [field, value, ...]] XADD | ["s", key, value] SET | ["d", key] DEL
+--                   ["z", due ms (string), member] timer add | ["r", member] timer remove
+-- Returns -1 when the lane is no longer held, else the events left in the lane (0: disarmed).
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return -1
+end
+local earliest = nil
+for _, op in ipairs(cjson.decode(ARGV[6])) do
+  local kind = op[1]
+  if kind == 'x' then
+    redis.call('XADD', op[2], '*', unpack(op[3]))
+  elseif kind == 's' then
+    redis.call('SET', op[2], op[3])
+  elseif kind == 'd' then
+    redis.call('DEL', op[2])
+  elseif kind == 'z' then
+    local due = tonumber(op[2])
+    redis.call('ZADD', KEYS[4], op[2], op[3])
+    if earliest == nil or due < earliest then earliest = due end
+  elseif kind == 'r' then
+    redis.call('ZREM', KEYS[4], op[2])
+  end
+end
+if earliest ~= nil then
+  local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  if first[2] == nil or earliest <= tonumber(first[2]) then
+    redis.call('PUBLISH', ARGV[5], string.format('%d', earliest))  -- the timer loop may sleep past it
+  end
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('LTRIM', KEYS[1], ARGV[2], -1)
+end
+local left = redis.call('LLEN', KEYS[1])
+if left == 0 then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  return 0
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[4])
+return left

@@ -1,0 +1,196 @@
+"""The database side of the engine: flows (cached), contacts, and applying outcomes idempotently."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, and_, cast, func, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from flow_engine.adapters.db import ContactRow, FlowRow, FlowRunRow, utcnow
+from flow_engine.core.graph import Flow, parse_flow
+from flow_engine.core.ids import derive
+from flow_engine.core.outcome import Contact, Outcome
+
+_MISSING = object()
+
+
+@dataclass
+class StoredContact:
+    id: str | None  # None: not in the database yet
+    contact: Contact
+
+
+class FlowCache:
+    """Parsed flows per process: the active flow of an org and flows by id, each kept `ttl_s`."""
+
+    def __init__(self, engine: Engine, ttl_s: float) -> None:
+        self.engine, self.ttl_s = engine, ttl_s
+        self._active: dict[str, tuple[float, Flow | None]] = {}
+        self._by_id: dict[str, tuple[float, Flow | None]] = {}
+
+    def active(self, org_id: str) -> Flow | None:
+        if not org_id:
+            return None
+        cached = self._active.get(org_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        query = (
+            select(FlowRow.id, FlowRow.version, FlowRow.graph, FlowRow.name)
+            .where(FlowRow.org_id == org_id, FlowRow.status == "active")
+            .order_by(FlowRow.version.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        flow = None if row is None else _parse(row.id, row.version, row.graph)
+        self._active[org_id] = (time.monotonic() + self.ttl_s, flow)
+        return flow
+
+    def by_id(self, flow_id: str) -> Flow | None:
+        """The flow row a paused run started on; None once it is deleted."""
+        cached = self._by_id.get(flow_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(FlowRow.id, FlowRow.version, FlowRow.graph).where(FlowRow.id == flow_id)).first()
+        flow = None if row is None else _parse(row.id, row.version, row.graph)
+        self._by_id[flow_id] = (time.monotonic() + self.ttl_s, flow)
+        return flow
+
+
+def _parse(flow_id: str, version: int, graph: Any) -> Flow:
+    if isinstance(graph, str | bytes):  # a platform may store the graph as text
+        try:
+            graph = json.loads(graph)
+        except ValueError as exc:
+            return Flow((), {}, (f"graph: not valid JSON: {exc}",), flow_id, version)
+    return parse_flow(graph, flow_id=flow_id, version=version)
+
+
+def contact_id(org_id: str, contact: str) -> str:
+    """The id of a contact the engine creates: stable, so concurrent creations collide harmlessly."""
+    return derive("contact", org_id, contact)
+
+
+def load_contacts(engine: Engine, org_id: str, phones: Iterable[str]) -> dict[str, StoredContact]:
+    """Contacts of one org by wa_id or phone; unknown ones get an empty snapshot."""
+    wanted = sorted(set(phones))
+    found: dict[str, StoredContact] = {}
+    query = select(ContactRow.id, ContactRow.wa_id, ContactRow.phone, ContactRow.name, ContactRow.attributes).where(
+        ContactRow.org_id == org_id, or_(ContactRow.wa_id.in_(wanted), ContactRow.phone.in_(wanted))
+    )
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            key = row.wa_id if row.wa_id in wanted else row.phone
+            attributes = row.attributes if isinstance(row.attributes, dict) else {}
+            found.setdefault(key, StoredContact(row.id, Contact(key, row.name or "", attributes)))
+    return {phone: found.get(phone) or StoredContact(None, Contact(phone)) for phone in wanted}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One processed event for the database: its outcome and the contact it belongs to."""
+
+    org_id: str
+    channel_id: str
+    contact: str
+    outcome: Outcome
+
+
+def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tuple[str, str], StoredContact]) -> None:
+    """Write runs and contact changes of a batch in one transaction. Idempotent: runs are upserted by
+    id, attributes merged key by key (never replacing the object, so other keys written concurrently
+    by other services survive), contacts created with a stable id."""
+    runs: dict[str, dict[str, Any]] = {}
+    patches: dict[tuple[str, str], dict[str, Any]] = {}
+    names: dict[tuple[str, str], str] = {}
+    now = utcnow()
+    for item in applied:
+        outcome, who = item.outcome, (item.org_id, item.contact)
+        if outcome.run is not None:
+            run = outcome.run
+            runs[run.id] = {  # a later event of the same run in this batch wins
+                "id": run.id, "org_id": item.org_id, "flow_id": run.flow_id, "flow_version": run.flow_version,
+                "contact": item.contact, "channel_id": item.channel_id, "status": run.status,
+                "last_step": run.last_step, "context": dict(run.context), "created_at": now, "updated_at": now,
+            }
+        for write in outcome.attributes:
+            patches.setdefault(who, {})[write.key] = write.value
+        if outcome.contact_name:
+            names[who] = outcome.contact_name
+    if not (runs or patches or names):
+        return
+    with engine.begin() as conn:
+        dialect = engine.dialect.name
+        if runs:
+            insert = (postgresql if dialect == "postgresql" else sqlite).insert(FlowRunRow)
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[FlowRunRow.id],
+                    set_={
+                        "status": insert.excluded.status,
+                        "last_step": insert.excluded.last_step,
+                        "context": insert.excluded.context,
+                        "updated_at": insert.excluded.updated_at,
+                    },
+                ),
+                list(runs.values()),
+            )
+        for who in sorted(set(patches) | set(names)):
+            stored = contacts[who]
+            if stored.id is None:
+                stored.id = contact_id(*who)
+                insert = (postgresql if dialect == "postgresql" else sqlite).insert(ContactRow)
+                conn.execute(
+                    insert.on_conflict_do_nothing(index_elements=[ContactRow.id]),
+                    [{"id": stored.id, "org_id": who[0], "wa_id": who[1], "phone": who[1], "name": names.get(who),
+                      "attributes": {}, "created_at": now, "updated_at": now}],
+                )
+            values: dict[str, Any] = {"updated_at": now}
+            if who in names:
+                values["name"] = names[who]
+            if who in patches:
+                values["attributes"] = _merged(dialect, patches[who])
+            conn.execute(update(ContactRow).where(ContactRow.id == stored.id).values(**values))
+
+
+def _merged(dialect: str, patch: dict[str, Any]) -> Any:
+    """SQL for `attributes` with the keys of `patch` set, computed by the database in the UPDATE."""
+    if dialect == "postgresql":
+        current = func.coalesce(ContactRow.attributes, cast(literal("{}"), postgresql.JSONB))
+        return current.op("||")(cast(literal(json.dumps(patch)), postgresql.JSONB))
+    args: list[Any] = [func.coalesce(ContactRow.attributes, "{}")]
+    for key, value in patch.items():
+        args += ['$."' + key.replace('"', "") + '"', func.json(json.dumps(value))]
+    return func.json_set(*args)
+
+
+def store_flow(
+    engine: Engine, org_id: str, graph: Any, *, name: str, activate: bool, created_by: str
+) -> tuple[str, int]:
+    """Insert a new version of the org's flow `name`; with `activate` it becomes the org's active flow."""
+    with engine.begin() as conn:
+        latest = conn.execute(
+            select(func.max(FlowRow.version)).where(FlowRow.org_id == org_id, FlowRow.name == name)
+        ).scalar()
+        version = int(latest or 0) + 1
+        flow_id = uuid.uuid4().hex
+        if activate:
+            conn.execute(
+                update(FlowRow).where(and_(FlowRow.org_id == org_id, FlowRow.status == "active")).values(
+                    status="inactive"
+                )
+            )
+        conn.execute(
+            insert(FlowRow).values(
+                id=flow_id, org_id=org_id, name=name, version=version, graph=graph,
+                status="active" if activate else "draft", created_by=created_by, created_at=utcnow(),
+            )
+        )
+    return flow_id, version

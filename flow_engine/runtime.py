@@ -1,0 +1,211 @@
+"""The worker side: drain a lane — load state, run the interpreter, write the database, then commit
+the Redis effects and remove the events in one fenced script (DESIGN §2 invariants 2, 3, 6)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from dataclasses import dataclass, replace
+
+from flow_engine.adapters.db import make_engine
+from flow_engine.adapters.dlq import dlq_entry
+from flow_engine.adapters.effects import Op, load_wait, outcome_ops
+from flow_engine.adapters.keys import DLQ, TIMER_WAKE, Keys
+from flow_engine.adapters.scripts import Scripts, connect
+from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
+from flow_engine.core.inbound import Event, InvalidPayload, Message, parse_entry
+from flow_engine.core.interpreter import interpret
+from flow_engine.core.outcome import AttributeWrite, WaitState
+from flow_engine.settings import Settings
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class LaneFailure(Exception):
+    """Processing the lane's head event failed (transiently, as far as we know)."""
+
+    def __init__(self, cause: BaseException, progressed: bool) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.progressed = progressed  # events before the failing one were committed
+
+
+@dataclass(frozen=True)
+class Item:
+    """One lane entry: an event and where it came from (kept for the DLQ)."""
+
+    stream_id: str
+    index: int
+    fields: dict[str, str]
+
+    @classmethod
+    def decode(cls, raw: str) -> Item:
+        data = json.loads(raw)
+        return cls(data["s"], data["i"], data["f"])
+
+    def event(self) -> Event:
+        events = parse_entry(self.stream_id, self.fields)
+        if self.index >= len(events):
+            raise InvalidPayload(f"entry {self.stream_id} has no event {self.index}")
+        return events[self.index]
+
+
+class Runtime:
+    """Per-process connections and caches, created after fork (one per worker child)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = connect(settings.redis_url)
+        self.scripts = Scripts(self.redis)
+        self.keys = Keys.of(settings)
+        self.engine = make_engine(settings.database_url)
+        self.flows = FlowCache(self.engine, settings.flow_cache_s)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.redis.close()
+
+    # -- draining -------------------------------------------------------------------------------------
+
+    def drain(self, lane: int, budget_s: float = 2.0) -> str:
+        """Process the lane until it is empty ("empty"), the budget is spent ("yield": call again),
+        another worker holds it ("busy"), or the lane was taken over ("lost")."""
+        token = uuid.uuid4().hex
+        lock = Keys.lane_lock(lane)
+        if not self.redis.set(lock, token, nx=True, px=self.settings.lock_ttl_ms):
+            return "busy"
+        deadline = time.monotonic() + budget_s
+        progressed = False
+        try:
+            while True:
+                raw = self.redis.lrange(Keys.lane(lane), 0, self.settings.lane_batch - 1)
+                try:
+                    left = self._process(lane, token, raw)
+                except Exception:
+                    if len(raw) <= 1:
+                        raise
+                    # One at a time, so that the failure is the head event's and those before it land.
+                    for one in raw:
+                        left = self._process(lane, token, [one])
+                        progressed = True
+                        if left < 0:
+                            break
+                if left < 0:
+                    return "lost"
+                progressed = progressed or bool(raw)
+                if left == 0:
+                    return "empty"
+                if time.monotonic() > deadline:
+                    return "yield"
+        except Exception as exc:
+            raise LaneFailure(exc, progressed) from exc
+        finally:
+            with contextlib.suppress(Exception):  # Redis is down: the lock expires by itself
+                self.scripts.release(keys=[lock], args=[token])
+
+    def _process(self, lane: int, token: str, raw: list[str]) -> int:
+        """Run `raw` (the lane's head) and commit; returns the events left, or -1 if fenced out."""
+        ops: list[Op] = []
+        work: list[tuple[Item, Event]] = []
+        timestamp = now_ms()
+        for item in map(Item.decode, raw):
+            try:
+                work.append((item, item.event()))
+            except InvalidPayload as exc:  # the bridge checked it; only a hand-edited lane gets here
+                ops.append(["x", DLQ, dlq_entry(item.fields, error="invalid-payload", detail=str(exc), retries=0,
+                                                source_id=item.stream_id, failed_at_ms=timestamp)])
+        waits = self._waits([event for _, event in work])
+        contacts: dict[tuple[str, str], StoredContact] = {}
+        for org_id in {event.org_id for _, event in work}:
+            phones = {event.contact for _, event in work if event.org_id == org_id}
+            for phone, stored in load_contacts(self.engine, org_id, phones).items():
+                contacts[(org_id, phone)] = stored
+        applied: list[Applied] = []
+        for item, event in work:
+            who = (event.org_id, event.channel_id, event.contact)
+            wait = waits.get(who)
+            stored = contacts[(event.org_id, event.contact)]
+            flow = self.flows.by_id(wait.flow_id) if wait is not None else self.flows.active(event.org_id)
+            if wait is None and not isinstance(event, Message):
+                flow = None  # a timer with no wait is stale: no flow needed
+            outcome = interpret(flow, event, wait, stored.contact, timestamp,
+                                fallback_language=self.settings.fallback_language)
+            waits[who] = outcome.wait_after
+            writes = {w.key: w.value for w in outcome.effects if isinstance(w, AttributeWrite)}
+            if writes or outcome.contact_name:
+                contact = stored.contact
+                stored.contact = replace(contact, attributes={**contact.attributes, **writes},
+                                         name=outcome.contact_name or contact.name)
+            applied.append(Applied(event.org_id, event.channel_id, event.contact, outcome))
+            ops.extend(outcome_ops(self.keys, event, outcome, (item.stream_id, item.index, item.fields), timestamp))
+        apply_outcomes(self.engine, applied, contacts)  # idempotent, so it may run again after a crash
+        return self._commit(lane, token, len(raw), ops, timestamp)
+
+    def _waits(self, events: list[Event]) -> dict[tuple[str, str, str], WaitState | None]:
+        who = sorted({(e.org_id, e.channel_id, e.contact) for e in events})
+        if not who:
+            return {}
+        raw = self.redis.mget([self.keys.wait(*w) for w in who])
+        return {w: load_wait(value) for w, value in zip(who, raw, strict=True)}
+
+    def _commit(self, lane: int, token: str, count: int, ops: list[Op], timestamp: int) -> int:
+        left = self.scripts.commit(
+            keys=[Keys.lane(lane), Keys.lane_lock(lane), Keys.lane_armed(lane), self.keys.timers],
+            args=[token, count, self.settings.lock_ttl_ms, timestamp, TIMER_WAKE,
+                  json.dumps(ops, ensure_ascii=False, separators=(",", ":"))],
+        )
+        return int(left)
+
+    # -- failures -------------------------------------------------------------------------------------
+
+    def dead_letter_head(self, lane: int, detail: str, retries: int) -> bool:
+        """Move the lane's head event to the DLQ (`max-retries-exceeded`) so the lane moves on."""
+        token = uuid.uuid4().hex
+        lock = Keys.lane_lock(lane)
+        if not self.redis.set(lock, token, nx=True, px=self.settings.lock_ttl_ms):
+            return False
+        try:
+            head = self.redis.lrange(Keys.lane(lane), 0, 0)
+            if not head:
+                self._commit(lane, token, 0, [], now_ms())
+                return False
+            item = Item.decode(head[0])
+            try:
+                key: str | None = item.event().key
+            except InvalidPayload:
+                key = None
+            entry = dlq_entry(item.fields, error="max-retries-exceeded", detail=detail, retries=retries,
+                              source_id=item.stream_id, failed_at_ms=now_ms(),
+                              event_index=item.index if key else None, event_key=key)
+            self._commit(lane, token, 1, [["x", DLQ, entry]], now_ms())
+            return True
+        finally:
+            self.scripts.release(keys=[lock], args=[token])
+
+    def hold_off(self, lane: int, until_ms: int) -> None:
+        """A retry of the lane is scheduled for `until_ms`: the stall sweep counts from then."""
+        self.redis.set(Keys.lane_armed(lane), until_ms)
+
+    def lock_ttl_ms(self, lane: int) -> int:
+        return max(int(self.redis.pttl(Keys.lane_lock(lane))), 0)
+
+
+_runtime: Runtime | None = None
+
+
+def runtime(settings: Settings) -> Runtime:
+    """The process's runtime; `reset()` after fork so no connection is shared with the parent."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime(settings)
+    return _runtime
+
+
+def reset() -> None:
+    global _runtime
+    _runtime = None
+
+

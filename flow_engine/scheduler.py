@@ -1,0 +1,84 @@
+"""The timer loop: moves due timers from the ZSET into nf:incoming (atomic pop-and-publish), sleeps
+until the earliest timer (at most FLOW_ENGINE_SCHED_POLL_MS) and wakes early when an earlier one is
+added. It also re-arms lanes left holding events without a worker (a crash between arming and running)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, TIMER_WAKE, Keys
+from flow_engine.adapters.scripts import Scripts, connect
+from flow_engine.settings import Settings
+
+log = logging.getLogger("flow_engine.scheduler")
+BATCH = 1000  # timers moved per script call, so one call never blocks Redis for long
+SWEEP_EVERY_MS = 1000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Tick:
+    moved: int
+    next_due_ms: int | None
+    lateness_ms: tuple[int, ...]
+    rearmed: tuple[int, ...]
+
+
+class TimerLoop:
+    def __init__(self, settings: Settings, enqueue: Callable[[int], Any]) -> None:
+        self.settings = settings
+        self.enqueue = enqueue
+        self.redis = connect(settings.redis_url)
+        self.scripts = Scripts(self.redis)
+        self.keys = Keys.of(settings)
+        self.last_sweep_ms = 0
+
+    def tick(self, now: int) -> Tick:
+        """One iteration at time `now` (ms): publish due timers, sweep lanes when it is time."""
+        result = self.scripts.pop_due(keys=[self.keys.timers, INCOMING], args=[now, BATCH])
+        moved, next_due = int(result[0]), result[1]
+        rearmed: tuple[int, ...] = ()
+        if now - self.last_sweep_ms >= SWEEP_EVERY_MS:
+            self.last_sweep_ms = now
+            stalled = self.scripts.sweep(args=[LANE_PREFIX, self.settings.lanes, now, self.settings.stall_ms])
+            rearmed = tuple(int(lane) for lane in stalled)
+            for lane in rearmed:
+                log.info("lane %s holds events without a worker: re-armed", lane)
+                self.enqueue(lane)
+        return Tick(moved, int(float(next_due)) if next_due else None, tuple(int(x) for x in result[2:]), rearmed)
+
+    def sleep_ms(self, tick: Tick, now: int) -> int:
+        if tick.moved >= BATCH:
+            return 0
+        longest = self.settings.sched_poll_ms
+        return longest if tick.next_due_ms is None else max(0, min(longest, tick.next_due_ms - now))
+
+    def run(self, stop: threading.Event) -> None:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        backoff_s = 0.1
+        while not stop.is_set():
+            try:
+                if not pubsub.subscribed:
+                    pubsub.subscribe(TIMER_WAKE)
+                now = now_ms()
+                tick = self.tick(now)
+                wait_ms = self.sleep_ms(tick, now)
+                if wait_ms > 0:
+                    pubsub.get_message(timeout=wait_ms / 1000)  # returns early when a worker adds an earlier timer
+                backoff_s = 0.1
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("timer loop: Redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
+                pubsub.reset()
+                stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+        pubsub.close()

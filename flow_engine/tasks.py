@@ -1,0 +1,46 @@
+"""Celery tasks: thin — drain a lane, and on failure retry with backoff, then dead-letter its head."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from flow_engine import settings as settings_module
+from flow_engine.celery import app
+from flow_engine.runtime import LaneFailure, now_ms, runtime
+
+log = logging.getLogger("flow_engine.tasks")
+MAX_BACKOFF_MS = 30_000
+
+
+def backoff_ms(attempt: int) -> int:
+    """Delay before retry `attempt` (1, 2, ...): doubling from FLOW_ENGINE_RETRY_BACKOFF_MS, capped."""
+    return int(min(settings_module.get().retry_backoff_ms * 2 ** (attempt - 1), MAX_BACKOFF_MS))
+
+
+@app.task(bind=True, name="flow_engine.process_lane", max_retries=None, acks_late=True)
+def process_lane(self: Any, lane: int, attempt: int = 0) -> str:
+    """Process lane `lane` until it is empty. `attempt` counts failures of its current head event."""
+    settings = settings_module.get()
+    rt = runtime(settings)
+    try:
+        result = rt.drain(lane)
+    except LaneFailure as failure:
+        attempt = 1 if failure.progressed else attempt + 1
+        if attempt > settings.max_retries:
+            log.warning("lane %s: head event failed %s times, to the DLQ: %s", lane, attempt, failure)
+            rt.dead_letter_head(lane, str(failure), retries=attempt - 1)
+            process_lane.apply_async((lane,))
+            return "dead-lettered"
+        delay_ms = backoff_ms(attempt)
+        log.info("lane %s: retry %s in %s ms: %s", lane, attempt, delay_ms, failure)
+        with contextlib.suppress(Exception):  # Redis is down: the sweep re-arms the lane later
+            rt.hold_off(lane, now_ms() + delay_ms)
+        raise self.retry(args=(lane, attempt), countdown=delay_ms / 1000) from None
+    if result == "yield":
+        process_lane.apply_async((lane,))
+    elif result == "busy":
+        # Another worker holds the lane, or a dead one still does until its lock expires.
+        process_lane.apply_async((lane,), countdown=max(rt.lock_ttl_ms(lane), 100) / 1000)
+    return result
