@@ -7,7 +7,8 @@ import json
 import time
 
 from flow_engine.adapters.keys import DLQ, INCOMING, WEBHOOKS
-from tests.runtime.conftest import Stack, graph_of, new_org
+from flow_engine.devstack import Stack
+from tests.runtime.conftest import graph_of, new_org
 
 ALL_STEPS = {"nodes": [], "paths": {"path_default": [
     {"type": "action", "action": "send_text", "text": "Hola {{contact.phone}}"},

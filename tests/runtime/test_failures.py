@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from flow_engine.adapters.keys import DLQ
-from tests.runtime.conftest import Stack, new_org
+from flow_engine.devstack import Stack
+from tests.runtime.conftest import new_org
 
 
 @pytest.fixture(scope="module")
