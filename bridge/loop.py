@@ -127,10 +127,13 @@ class Bridge:
     # -- the loop -------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        self.ensure_group()
         backoff_s = 0.1
+        group_ready = False
         while not stop.is_set():
             try:
+                if not group_ready:
+                    self.ensure_group()
+                    group_ready = True
                 if not self.leader and not self.try_lead():
                     stop.wait(min(1.0, self.lease_ms() / 4000))
                     continue
@@ -144,8 +147,8 @@ class Bridge:
                 if "FENCED" in str(exc):
                     log.warning("bridge %s was fenced: %s", self.settings.consumer, exc)
                     self.leader = False
-                elif "NOGROUP" in str(exc):
-                    self.ensure_group()
+                elif "NOGROUP" in str(exc):  # the stream was deleted: create it and the group again
+                    group_ready = False
                 else:
                     raise
             except (redis.ConnectionError, redis.TimeoutError) as exc:

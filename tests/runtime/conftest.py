@@ -6,6 +6,7 @@ module gets its own Redis database number and PostgreSQL database, and each test
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import uuid
@@ -22,7 +23,7 @@ from tests.conftest import EXAMPLE_FLOWS
 
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PG_ADMIN = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-_redis_dbs = iter(range(8, 16))
+_redis_dbs = itertools.cycle(range(8, 16))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,102 @@
+"""The database side on PostgreSQL and on the embedded SQLite default: idempotent runs, attribute
+merges that never lose another key, contacts found by wa_id or phone, the flow cache."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from flow_engine.adapters.db import make_engine
+from flow_engine.adapters.migrate import upgrade
+from flow_engine.adapters.store import Applied, FlowCache, apply_outcomes, load_contacts, store_flow
+from flow_engine.core.outcome import AttributeWrite, Outcome, RunRecord
+from tests.runtime.conftest import graph_of
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'engine.db'}"
+        upgrade(url)
+    else:
+        url = database_url
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for table in ("flows", "flow_runs", "contacts"):
+            conn.execute(text(f"DELETE FROM {table}"))
+    yield engine
+    engine.dispose()
+
+
+def run_outcome(status: str, last_step: str, *writes: tuple[str, object], name: str | None = None) -> Outcome:
+    return Outcome(
+        event_key="k",
+        effects=tuple(AttributeWrite(k, v) for k, v in writes),
+        contact_name=name,
+        run=RunRecord("run-1", "flow-1", 2, status, last_step, {"intent": "greeting"}),  # type: ignore[arg-type]
+    )
+
+
+def apply(engine: Engine, *outcomes: Outcome) -> None:
+    contacts = {("acme", phone): stored for phone, stored in load_contacts(engine, "acme", ["5215550001"]).items()}
+    apply_outcomes(engine, [Applied("acme", "ch1", "5215550001", o) for o in outcomes], contacts)
+
+
+def test_runs_are_upserted_by_id_and_applying_twice_changes_nothing(engine: Engine) -> None:
+    apply(engine, run_outcome("running", "p:1"))
+    apply(engine, run_outcome("completed", "p:3"))
+    apply(engine, run_outcome("completed", "p:3"))
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, org_id, flow_id, flow_version, contact, channel_id, status, last_step, "
+                                 "created_at < updated_at FROM flow_runs")).all()
+    assert [tuple(r) for r in rows] == [("run-1", "acme", "flow-1", 2, "5215550001", "ch1", "completed", "p:3", True)]
+
+
+def test_set_attribute_creates_the_contact_and_merges_without_losing_other_keys(engine: Engine) -> None:
+    apply(engine, run_outcome("running", "p:0", ("tier", "vip"), ("n", 1), name="Ana"))
+    with engine.begin() as conn:  # another service writes another key meanwhile
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("UPDATE contacts SET attributes = attributes || '{\"crm\": \"x\"}'::jsonb"))
+        else:
+            conn.execute(text("UPDATE contacts SET attributes = json_set(attributes, '$.crm', 'x')"))
+    apply(engine, run_outcome("running", "p:1", ("n", 2), ("tier", None), ("list", [1, "a"])))
+    stored = load_contacts(engine, "acme", ["5215550001"])["5215550001"]
+    assert stored.id is not None
+    assert (stored.contact.name, dict(stored.contact.attributes)) == (
+        "Ana", {"tier": None, "n": 2, "crm": "x", "list": [1, "a"]})
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM contacts")).scalar() == 1
+
+
+def test_contacts_are_found_by_wa_id_or_phone_per_org(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO contacts (id, org_id, wa_id, phone, name, attributes, created_at, updated_at) "
+                          "VALUES ('c1', 'acme', '5215550001', NULL, 'Ana', '{\"a\": 1}', :t, :t), "
+                          "('c2', 'acme', NULL, '5215550002', 'Luis', '{}', :t, :t), "
+                          "('c3', 'other', '5215550001', NULL, 'Otra', '{}', :t, :t)"), {"t": "2026-01-01T00:00:00Z"})
+    found = load_contacts(engine, "acme", ["5215550001", "5215550002", "5215550003"])
+    assert {p: (s.id, s.contact.name, dict(s.contact.attributes)) for p, s in found.items()} == {
+        "5215550001": ("c1", "Ana", {"a": 1}), "5215550002": ("c2", "Luis", {}), "5215550003": (None, "", {})}
+
+
+def test_the_active_flow_is_the_highest_active_version_and_changes_within_the_cache_time(engine: Engine) -> None:
+    cache = FlowCache(engine, ttl_s=0.2)
+    assert cache.active("acme") is None
+    first, _ = store_flow(engine, "acme", graph_of("shop_demo"), name="shop", activate=True, created_by="t")
+    time.sleep(0.25)
+    assert (cache.active("acme") or pytest.fail()).id == first
+    second, version = store_flow(engine, "acme", graph_of("verification_code"), name="shop", activate=True,
+                                 created_by="t")
+    assert version == 2
+    assert (cache.active("acme") or pytest.fail()).id == first  # cached
+    time.sleep(0.25)
+    assert (cache.active("acme") or pytest.fail()).id == second
+    assert (cache.by_id(first) or pytest.fail()).version == 1  # a paused run still finds its own flow
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM flows WHERE id = :id"), {"id": first})
+    time.sleep(0.25)
+    assert cache.by_id(first) is None

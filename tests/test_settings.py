@@ -1,0 +1,63 @@
+"""Settings: defaults, validation, and one clear line (never a traceback) from every process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flow_engine.settings import Settings, SettingsError, load
+
+BIN = Path(sys.executable).parent
+
+
+def test_defaults_follow_the_spec() -> None:
+    settings = load({"FLOW_ENGINE_CONSUMER": "host-1"})
+    assert settings == Settings(consumer="host-1")
+    assert (settings.redis_url, settings.database_url, settings.group, settings.max_retries, settings.sched_poll_ms,
+            settings.sched_zset, settings.wait_prefix, settings.metrics_port) == (
+        "redis://localhost:6379/0", "sqlite:///flow_engine.db", "engine", 2, 500, "nf:incoming:scheduled",
+        "fe:wait", None)
+
+
+def test_the_broker_defaults_to_redis_url_and_can_be_set_apart() -> None:
+    assert load({"REDIS_URL": "redis://r:1/2"}).broker_url == "redis://r:1/2"
+    assert load({"REDIS_URL": "redis://r:1/2", "CELERY_BROKER_URL": "amqp://q//"}).broker_url == "amqp://q//"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FLOW_ENGINE_MAX_RETRIES": "two"}, "FLOW_ENGINE_MAX_RETRIES='two': must be an integer"),
+        ({"FLOW_ENGINE_MAX_RETRIES": "-1"}, "FLOW_ENGINE_MAX_RETRIES='-1': must be between 0 and 100"),
+        ({"FLOW_ENGINE_SCHED_POLL_MS": "0"}, "FLOW_ENGINE_SCHED_POLL_MS='0': must be between 1 and 60000"),
+        ({"FLOW_ENGINE_METRICS_PORT": "70000"}, "FLOW_ENGINE_METRICS_PORT='70000': must be between 1 and 65535"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL='localhost:6379': must be a redis:// URL"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL='mysql://x': must be a SQLAlchemy URL for sqlite or "
+                                        "postgresql (e.g. postgresql+psycopg2://user@host/db)"),
+        ({"FLOW_ENGINE_GROUP_START": "now"}, "FLOW_ENGINE_GROUP_START='now': must be \"0\" or \"$\""),
+        ({"FLOW_ENGINE_GROUP": "my group"}, "FLOW_ENGINE_GROUP='my group': must be a name without spaces"),
+    ],
+)
+def test_a_bad_value_names_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load(env)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[str(BIN / "celery"), "-A", "flow_engine", "worker"], [sys.executable, "-m", "bridge"],
+     [str(BIN / "flow-engine"), "bridge"], [str(BIN / "flow-engine"), "scheduler"]],
+    ids=["worker", "python -m bridge", "flow-engine bridge", "flow-engine scheduler"],
+)
+def test_every_process_stops_on_a_bad_setting_with_one_line(argv: list[str], tmp_path: Path) -> None:
+    assert shutil.which(argv[0]), argv[0]
+    env = {**os.environ, "FLOW_ENGINE_MAX_RETRIES": "lots"}
+    result = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == "flow-engine: FLOW_ENGINE_MAX_RETRIES='lots': must be an integer\n"
