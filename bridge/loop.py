@@ -114,6 +114,7 @@ class Bridge:
                 keys=[INCOMING, DLQ, BRIDGE_LEASE], args=[self.settings.group, self.token, stream_id, *entry]
             )
         if not routed.handoffs:
+            self.renew()  # only invalid entries or none: the handoff script did not extend the lease
             return
         result = self.scripts.handoff(
             keys=[INCOMING, BRIDGE_LEASE, STATS],

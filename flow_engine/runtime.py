@@ -79,20 +79,18 @@ class Runtime:
             return "busy"
         deadline = time.monotonic() + budget_s
         progressed = False
+        singles = 0  # after a failed batch, its events run one at a time: a failure is the head's
         try:
             while True:
-                raw = self.redis.lrange(Keys.lane(lane), 0, self.settings.lane_batch - 1)
+                raw = self.redis.lrange(Keys.lane(lane), 0, (1 if singles else self.settings.lane_batch) - 1)
                 try:
                     left = self._process(lane, token, raw)
                 except Exception:
                     if len(raw) <= 1:
                         raise
-                    # One at a time, so that the failure is the head event's and those before it land.
-                    for one in raw:
-                        left = self._process(lane, token, [one])
-                        progressed = True
-                        if left < 0:
-                            break
+                    singles = len(raw)
+                    continue
+                singles = max(singles - 1, 0)
                 if left < 0:
                     return "lost"
                 progressed = progressed or bool(raw)

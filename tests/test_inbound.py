@@ -427,3 +427,18 @@ def test_payload_nested_10000_levels_is_invalid_not_recursion_error(payload: str
 def test_invalid_payload_is_a_value_error() -> None:
     """The runtime maps InvalidPayload to `invalid-payload` in the DLQ; it stays a ValueError."""
     assert issubclass(InvalidPayload, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"org_id": "o" * 129, "payload": json.dumps({"text": "hola", "contact": {"phone": "1"}})},
+         "org_id is longer than 128 characters"),
+        ({"org_id": "acme", "payload": json.dumps({"text": "hola", "contact": {"phone": "5" * 65}})},
+         "contact is longer than 64 characters"),
+    ],
+)
+def test_ids_longer_than_their_columns_are_invalid(fields: dict[str, str], reason: str) -> None:
+    with pytest.raises(InvalidPayload) as raised:
+        parse_entry(STREAM_ID, fields)
+    assert str(raised.value) == reason

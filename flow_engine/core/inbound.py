@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 MEDIA_TYPES = ("image", "video", "document", "audio", "sticker")
+MAX_ORG_CHARS = 128  # org_id and channel_id: the database columns' size
+MAX_CONTACT_CHARS = 64  # WhatsApp ids are at most 20 digits
 
 
 class InvalidPayload(ValueError):
@@ -199,6 +201,12 @@ def parse_entry(stream_id: str, fields: Mapping[str, str]) -> list[Event]:
     original key, so it reproduces the ids of its first attempt.
     """
     events = _events(stream_id, fields)
+    for event in events:
+        for name, value, limit in (("org_id", event.org_id, MAX_ORG_CHARS),
+                                   ("channel_id", event.channel_id, MAX_ORG_CHARS),
+                                   ("contact", event.contact, MAX_CONTACT_CHARS)):
+            if len(value) > limit:
+                raise InvalidPayload(f"{name} is longer than {limit} characters")
     if "replay_index" not in fields:
         return events
     index = fields["replay_index"]
