@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint unit services bench clean
+.PHONY: install run test lint unit services bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The demo stack in the foreground. Redis must run; DATABASE_URL defaults to the embedded SQLite file.
+run: install
+	@$(BIN)/flow-engine health --check redis
+	@$(BIN)/flow-engine db upgrade
+	@$(BIN)/flow-engine flows load examples/flows/shop_demo.json --org demo --activate --if-changed
+	@FLOW_ENGINE_METRICS_PORT=$${FLOW_ENGINE_METRICS_PORT:-9108} $(BIN)/flow-engine up
 
 services:
 	bash scripts/ensure-services.sh

@@ -1,5 +1,5 @@
-"""python -m bridge"""
+"""python -m bridge: the same as `flow-engine bridge`."""
 
-from flow_engine.processes import run_bridge
+from flow_engine.cli import bridge
 
-run_bridge()
+bridge(prog_name="python -m bridge")

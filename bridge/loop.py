@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from bridge.routing import route
+from flow_engine import metrics
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, STATS, Keys
 from flow_engine.adapters.scripts import Scripts, connect
@@ -110,9 +111,11 @@ class Bridge:
         for stream_id, fields, reason in routed.invalid:
             entry = dlq_entry(fields, error="invalid-payload", detail=reason, retries=0, source_id=stream_id,
                               failed_at_ms=now_ms())
-            self.scripts.dead_letter(
+            if self.scripts.dead_letter(
                 keys=[INCOMING, DLQ, BRIDGE_LEASE], args=[self.settings.group, self.token, stream_id, *entry]
-            )
+            ):
+                metrics.dlq.labels("invalid-payload").inc()
+                metrics.errors.labels("invalid-payload").inc()
         if not routed.handoffs:
             self.renew()  # only invalid entries or none: the handoff script did not extend the lease
             return
@@ -122,6 +125,8 @@ class Bridge:
                   LANE_PREFIX, json.dumps(routed.handoffs, ensure_ascii=False, separators=(",", ":"))],
         )
         self.handed_on += int(result[0])
+        metrics.handed_on.inc(int(result[0]))
+        metrics.duplicates.inc(int(result[1]))
         for lane in result[2:]:
             self.enqueue(int(lane))
 

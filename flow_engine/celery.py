@@ -1,10 +1,36 @@
 """The Celery app: `celery -A flow_engine worker` finds `flow_engine.celery.app`."""
 
+import os
+
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown
+
+from flow_engine import metrics_dir
+
+if os.environ.get("FLOW_ENGINE_METRICS_PORT"):
+    metrics_dir.use()  # prefork children count into files the main process sums up on /metrics
 
 app = Celery("flow_engine")
 app.config_from_object("celeryconfig")
+
+
+@setup_logging.connect
+def _json_logs(**_: object) -> None:
+    """The engine's JSON log lines instead of Celery's own format."""
+    from flow_engine import logs
+
+    logs.setup("worker")
+
+
+@worker_init.connect
+def _serve_metrics(**_: object) -> None:
+    from flow_engine import settings
+
+    port = settings.get().metrics_port
+    if port is not None:
+        from flow_engine import metrics
+
+        metrics.serve(port)
 
 
 @worker_process_init.connect
@@ -17,7 +43,8 @@ def _fresh_connections_after_fork(**_: object) -> None:
 
 @worker_process_shutdown.connect
 def _close_connections(**_: object) -> None:
-    from flow_engine import runtime
+    from flow_engine import metrics, runtime
 
     if runtime._runtime is not None:
         runtime._runtime.close()
+    metrics.process_exited(os.getpid())

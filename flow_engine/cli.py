@@ -191,22 +191,30 @@ def flows() -> None:
 @click.option("--org", required=True, help="org_id the flow belongs to")
 @click.option("--name", default=None, help="flow name (default: the graph's name, else the file name)")
 @click.option("--activate", is_flag=True, help="make it the org's active flow")
-def flows_load(files: tuple[str, ...], org: str, name: str | None, activate: bool) -> None:
-    """Validate FILE and store it as a new version of the org's flow."""
+@click.option("--if-changed", is_flag=True, help="keep the latest version when it is the same graph")
+def flows_load(files: tuple[str, ...], org: str, name: str | None, activate: bool, if_changed: bool) -> None:
+    """Validate each FILE and store it as a new version of the org's flow."""
     from flow_engine.adapters.db import make_engine
     from flow_engine.adapters.store import store_flow
 
     engine = make_engine(_settings().database_url)
+    graphs = []
+    for file in files:  # all or nothing: every file is checked before any is stored
+        graph = load_graph(file)
+        problems = parse_flow(graph).problems
+        if problems:
+            raise click.ClickException(f"{file} is not a valid flow:\n" + "\n".join(problems))
+        graphs.append((file, graph))
     try:
-        for file in files:
-            graph = load_graph(file)
-            problems = parse_flow(graph).problems
-            if problems:
-                raise click.ClickException(f"{file} is not a valid flow:\n" + "\n".join(problems))
-            flow_name = name or graph.get("name") or Path(file).stem
-            flow_id, version = store_flow(engine, org, graph, name=flow_name, activate=activate, created_by="cli")
-            state = "active" if activate else "draft"
-            click.echo(f"{file}: flow {flow_id} ({flow_name!r} v{version}) stored for org {org}, {state}")
+        with click.progressbar(graphs, label="storing flows", file=sys.stderr,
+                               hidden=len(graphs) < 10) as progress:
+            for file, graph in progress:
+                flow_name = name or graph.get("name") or Path(file).stem
+                flow_id, version, stored = store_flow(engine, org, graph, name=flow_name, activate=activate,
+                                                      created_by="cli", if_changed=if_changed)
+                state = "active" if activate else "draft"
+                done = "stored" if stored else "unchanged"
+                click.echo(f"{file}: flow {flow_id} ({flow_name!r} v{version}) {done} for org {org}, {state}")
     finally:
         engine.dispose()
 
@@ -262,3 +270,152 @@ def tail(from_start: bool, count: int) -> None:
                         return
     except KeyboardInterrupt:
         pass
+
+
+def _require_redis(url: str) -> None:
+    """One line, and how to fix it, when Redis cannot be reached."""
+    import redis
+
+    from flow_engine.adapters.scripts import connect
+
+    try:
+        connect(url).ping()
+    except redis.RedisError as exc:
+        raise click.ClickException(
+            f"Redis is not reachable at {url} ({exc}): start it with `redis-server --daemonize yes`, "
+            "or `docker compose up -d redis`, or set REDIS_URL"
+        ) from None
+
+
+@main.command()
+@click.option("--concurrency", "-c", default=2, show_default=True, help="worker processes")
+@click.option("--flower/--no-flower", default=True, show_default=True, help="start Flower")
+@click.option("--flower-port", default=5555, show_default=True)
+@click.option("--events/--no-events", default=True, show_default=True,
+              help="worker task events (Flower's live task list; costs throughput)")
+def up(concurrency: int, flower: bool, flower_port: int, events: bool) -> None:
+    """Run bridge, timer loop, a worker and Flower in the foreground; Ctrl-C stops them all."""
+    from flow_engine.supervisor import up as run_up
+
+    _require_redis(_settings().redis_url)
+    sys.exit(run_up(concurrency, flower, flower_port, events))
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+def graph(file: str) -> None:
+    """Print a flow as a Mermaid flowchart (paste it into a ```mermaid block)."""
+    from flow_engine.core.mermaid import to_mermaid
+
+    flow = parse_flow(load_graph(file))
+    if flow.problems:
+        raise click.ClickException(f"{file} is not a valid flow:\n" + "\n".join(flow.problems))
+    click.echo(to_mermaid(flow), nl=False)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="one JSON object")
+@click.option("--no-workers", is_flag=True, help="do not ping the Celery workers")
+def status(as_json: bool, no_workers: bool) -> None:
+    """Stream lag, pending entries, lanes, timers, waits, DLQ and live workers."""
+    from flow_engine import ops
+    from flow_engine.adapters.scripts import connect
+
+    conf = _settings()
+    _require_redis(conf.redis_url)
+    workers = None if no_workers else ops.live_workers()
+    state = ops.status(conf, connect(conf.redis_url), workers)
+    if as_json:
+        click.echo(json.dumps(state.as_dict()))
+        return
+    lag = "no consumer group yet" if state.group_lag is None else f"lag {state.group_lag}, pending {state.pending}"
+    busiest = f" (busiest: lane {state.busiest_lane[0]}, {state.busiest_lane[1]})" if state.busiest_lane else ""
+    rows = [
+        ("nf:incoming", f"{state.stream_length} entries, {lag} (group {conf.group})"),
+        ("lanes", f"{state.lanes_backlog} events waiting for a worker{busiest}"),
+        ("timers", f"{state.scheduled} scheduled, " + (
+            f"the most overdue late by {state.oldest_overdue_ms} ms" if state.oldest_overdue_ms else "none overdue")),
+        ("waits", f"{state.waits} runs paused"),
+        ("nf:incoming:dlq", f"{state.dlq} entries"),
+        ("bridge", f"led by {state.bridge}" if state.bridge else "none running"),
+    ]
+    if state.workers is not None:
+        names = f": {', '.join(state.workers)}" if state.workers else ""
+        rows.append(("workers", f"{len(state.workers)} live{names}"))
+    for name, value in rows:
+        click.echo(f"{name:<16} {value}")
+
+
+@main.command()
+@click.option("--check", "checks", multiple=True, type=click.Choice(["redis", "db", "bridge", "worker"]),
+              help="what to check (default: redis and db)")
+def health(checks: tuple[str, ...]) -> None:
+    """Exit 0 when healthy, 1 otherwise (for container healthchecks)."""
+    from flow_engine import ops
+
+    results = ops.check(_settings(), checks or ("redis", "db"))
+    problems = [f"{name}: {problem}" for name, problem in results if problem]
+    if problems:
+        click.echo("unhealthy: " + "; ".join(problems), err=True)
+        sys.exit(1)
+    click.echo("ok: " + ", ".join(name for name, _ in results))
+
+
+@main.group()
+def dlq() -> None:
+    """The dead-letter queue nf:incoming:dlq."""
+
+
+@dlq.command("list")
+@click.option("--limit", default=20, show_default=True, help="entries to show, oldest first")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per entry")
+def dlq_list(limit: int, as_json: bool) -> None:
+    """Show DLQ entries: id, error, detail, where they came from."""
+    from flow_engine import ops
+    from flow_engine.adapters.scripts import connect
+
+    for entry_id, fields in ops.dlq_entries(connect(_settings().redis_url), limit):
+        if as_json:
+            click.echo(json.dumps({"id": entry_id, **fields}, ensure_ascii=False))
+        else:
+            org = fields.get("org_id", "-")
+            click.echo(f"{entry_id}  {fields.get('error', '?'):<22} org {org}  retries {fields.get('retries', '0')}  "
+                       f"from {fields.get('source_id', '?')}: {fields.get('error_detail', '')}")
+
+
+@dlq.command("replay")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "replay_all", is_flag=True, help="replay every entry")
+def dlq_replay(ids: tuple[str, ...], replay_all: bool) -> None:
+    """Re-inject entries into nf:incoming (each once) and remove them from the DLQ."""
+    from flow_engine import ops
+    from flow_engine.adapters.scripts import connect
+
+    if bool(ids) == replay_all:
+        raise click.UsageError("give DLQ entry ids, or --all")
+    client = connect(_settings().redis_url)
+    chosen = [entry_id for entry_id, _fields in ops.dlq_entries(client)] if replay_all else list(ids)
+    replayed, missing = 0, []
+    with click.progressbar(ops.dlq_replay(client, chosen), length=len(chosen), label="replaying",
+                           file=sys.stderr, hidden=len(chosen) < 20) as progress:
+        for dlq_id, new_id in progress:
+            if new_id is None:
+                missing.append(dlq_id)
+            else:
+                replayed += 1
+    click.echo(f"replayed {replayed} entries into nf:incoming")
+    if missing:
+        raise click.ClickException(f"not in the DLQ (replayed or purged already): {', '.join(missing)}")
+
+
+@dlq.command("purge")
+@click.option("--yes", is_flag=True, help="do not ask")
+def dlq_purge(yes: bool) -> None:
+    """Delete every DLQ entry."""
+    from flow_engine import ops
+    from flow_engine.adapters.scripts import connect
+
+    client = connect(_settings().redis_url)
+    if not yes:
+        click.confirm(f"delete {client.xlen('nf:incoming:dlq')} DLQ entries?", abort=True)
+    click.echo(f"purged {ops.dlq_purge(client)} entries")

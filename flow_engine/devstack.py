@@ -70,7 +70,9 @@ class Stack:
                  concurrency: int = 2, bridges: int = 1, schedulers: int = 1, env: dict[str, str] | None = None):
         self.redis: Any = redis.Redis.from_url(redis_url, decode_responses=True)  # replies are str
         self.engine = make_engine(database_url)
-        base = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
+        own = ("FLOW_ENGINE_METRICS_PORT", "PROMETHEUS_MULTIPROC_DIR")  # a stack's processes serve no metrics
+        inherited = {k: v for k, v in os.environ.items() if k not in own}
+        base = {**inherited, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
                 "FLOW_ENGINE_LOCK_TTL_MS": "2000", "FLOW_ENGINE_STALL_MS": "1000",
                 "FLOW_ENGINE_CLAIM_IDLE_MS": "2000", "FLOW_ENGINE_FLOW_CACHE_MS": "500",
                 "FLOW_ENGINE_RETRY_BACKOFF_MS": "100", "LOG_LEVEL": "INFO", **(env or {})}
@@ -109,7 +111,7 @@ class Stack:
     # -- driving --------------------------------------------------------------------------------------
 
     def load_flow(self, org: str, graph: Any, name: str = "flow") -> str:
-        flow_id, _version = store_flow(self.engine, org, graph, name=name, activate=True, created_by="test")
+        flow_id, _version, _stored = store_flow(self.engine, org, graph, name=name, activate=True, created_by="test")
         return flow_id
 
     def send(self, org: str, phone: str, text: str, *, wamid: str | None = None, channel: str = "ch1") -> str:

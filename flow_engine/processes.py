@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
 from typing import Any
 
+from flow_engine import logs
 from flow_engine import settings as settings_module
 
 
@@ -21,10 +21,17 @@ def load_settings_or_exit() -> settings_module.Settings:
         sys.exit(2)
 
 
-def setup_logging() -> None:
-    level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level if level in logging.getLevelNamesMapping() else "INFO",
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+def start(process: str, settings: settings_module.Settings) -> None:
+    """Logging and, when FLOW_ENGINE_METRICS_PORT is set, the /metrics endpoint of this process."""
+    logs.setup(process)
+    if settings.metrics_port is not None:
+        from flow_engine import metrics
+
+        try:
+            metrics.serve(settings.metrics_port)
+        except OSError as exc:
+            print(f"flow-engine: FLOW_ENGINE_METRICS_PORT={settings.metrics_port}: {exc.strerror}", file=sys.stderr)
+            sys.exit(2)
 
 
 def stop_on_signals() -> threading.Event:
@@ -40,14 +47,14 @@ def stop_on_signals() -> threading.Event:
 
 
 def enqueue_lane(lane: int) -> None:
-    from flow_engine.tasks import process_lane
+    from flow_engine.tasks import enqueue
 
-    process_lane.apply_async((lane,))
+    enqueue(lane)
 
 
 def run_bridge() -> None:
     settings = load_settings_or_exit()
-    setup_logging()
+    start("bridge", settings)
     from bridge.loop import Bridge
 
     stop = stop_on_signals()
@@ -57,7 +64,7 @@ def run_bridge() -> None:
 
 def run_scheduler() -> None:
     settings = load_settings_or_exit()
-    setup_logging()
+    start("scheduler", settings)
     from flow_engine.scheduler import TimerLoop
 
     stop = stop_on_signals()

@@ -9,10 +9,11 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 
+from flow_engine import metrics
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
-from flow_engine.adapters.keys import DLQ, TIMER_WAKE, Keys
+from flow_engine.adapters.keys import DLQ, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
 from flow_engine.core.inbound import Event, InvalidPayload, Message, parse_entry
@@ -106,6 +107,7 @@ class Runtime:
 
     def _process(self, lane: int, token: str, raw: list[str]) -> int:
         """Run `raw` (the lane's head) and commit; returns the events left, or -1 if fenced out."""
+        started = time.perf_counter()
         ops: list[Op] = []
         work: list[tuple[Item, Event]] = []
         timestamp = now_ms()
@@ -140,7 +142,10 @@ class Runtime:
             applied.append(Applied(event.org_id, event.channel_id, event.contact, outcome))
             ops.extend(outcome_ops(self.keys, event, outcome, (item.stream_id, item.index, item.fields), timestamp))
         apply_outcomes(self.engine, applied, contacts)  # idempotent, so it may run again after a crash
-        return self._commit(lane, token, len(raw), ops, timestamp)
+        left = self._commit(lane, token, len(raw), ops, timestamp)
+        if left >= 0:
+            _count(work, applied, ops, started)
+        return left
 
     def _waits(self, events: list[Event]) -> dict[tuple[str, str, str], WaitState | None]:
         who = sorted({(e.org_id, e.channel_id, e.contact) for e in events})
@@ -151,7 +156,7 @@ class Runtime:
 
     def _commit(self, lane: int, token: str, count: int, ops: list[Op], timestamp: int) -> int:
         left = self.scripts.commit(
-            keys=[Keys.lane(lane), Keys.lane_lock(lane), Keys.lane_armed(lane), self.keys.timers],
+            keys=[Keys.lane(lane), Keys.lane_lock(lane), Keys.lane_armed(lane), self.keys.timers, STATS],
             args=[token, count, self.settings.lock_ttl_ms, timestamp, TIMER_WAKE,
                   json.dumps(ops, ensure_ascii=False, separators=(",", ":"))],
         )
@@ -189,6 +194,29 @@ class Runtime:
 
     def lock_ttl_ms(self, lane: int) -> int:
         return max(int(self.redis.pttl(Keys.lane_lock(lane))), 0)
+
+
+def _count(work: list[tuple[Item, Event]], applied: list[Applied], ops: list[Op], started: float) -> None:
+    """Metrics of one committed batch."""
+    written_ms = now_ms()
+    metrics.incoming_processed.inc(len(work))
+    metrics.outbox_published.inc(sum(len(a.outcome.outbox) for a in applied))
+    metrics.webhooks_published.inc(sum(len(a.outcome.webhooks) for a in applied))
+    metrics.scheduled.inc(sum(len(a.outcome.timers_add) for a in applied))
+    for (item, _event), done in zip(work, applied, strict=True):
+        if done.outcome.outbox:
+            metrics.latency_seconds.observe(max(written_ms - stream_ms(item.stream_id), 0) / 1000)
+    for op in ops:
+        if op[0] == "x" and op[1] == DLQ:
+            error = op[2][op[2].index("error") + 1]
+            metrics.dlq.labels(error).inc()
+            metrics.errors.labels(error).inc()
+    metrics.processing_seconds.observe(time.perf_counter() - started)
+
+
+def stream_ms(stream_id: str) -> int:
+    """The time part of a stream id (when the entry was added)."""
+    return int(stream_id.split("-", 1)[0])
 
 
 _runtime: Runtime | None = None

@@ -13,7 +13,8 @@ from typing import Any
 
 import redis
 
-from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, TIMER_WAKE, Keys
+from flow_engine import metrics
+from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.settings import Settings
 
@@ -47,6 +48,10 @@ class TimerLoop:
         """One iteration at time `now` (ms): publish due timers, sweep lanes when it is time."""
         result = self.scripts.pop_due(keys=[self.keys.timers, INCOMING], args=[now, BATCH])
         moved, next_due = int(result[0]), result[1]
+        lateness = tuple(int(x) for x in result[2:])
+        metrics.sched_published.inc(moved)
+        for late_ms in lateness:
+            metrics.timer_lateness_seconds.observe(late_ms / 1000)
         rearmed: tuple[int, ...] = ()
         if now - self.last_sweep_ms >= SWEEP_EVERY_MS:
             self.last_sweep_ms = now
@@ -55,7 +60,23 @@ class TimerLoop:
             for lane in rearmed:
                 log.info("lane %s holds events without a worker: re-armed", lane)
                 self.enqueue(lane)
-        return Tick(moved, int(float(next_due)) if next_due else None, tuple(int(x) for x in result[2:]), rearmed)
+            self.update_gauges()
+        return Tick(moved, int(float(next_due)) if next_due else None, lateness, rearmed)
+
+    def update_gauges(self) -> None:
+        """Backlog, pending waits and scheduled timers, for the whole engine (one Redis round trip)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xinfo_groups(INCOMING)
+        pipe.hget(STATS, "waits")
+        pipe.zcard(self.keys.timers)
+        for lane in range(self.settings.lanes):
+            pipe.llen(Keys.lane(lane))
+        groups, waits, timers, *lanes = pipe.execute(raise_on_error=False)
+        found = [g for g in groups if g.get("name") == self.settings.group] if isinstance(groups, list) else []
+        group: dict[str, Any] = found[0] if found else {}
+        metrics.backlog.set(int(group.get("lag") or 0) + int(group.get("pending") or 0) + sum(lanes))
+        metrics.pending_waits.set(int(waits or 0))
+        metrics.scheduled_items.set(int(timers or 0))
 
     def sleep_ms(self, tick: Tick, now: int) -> int:
         if tick.moved >= BATCH:

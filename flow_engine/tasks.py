@@ -6,6 +6,7 @@ import contextlib
 import logging
 from typing import Any
 
+from flow_engine import metrics
 from flow_engine import settings as settings_module
 from flow_engine.celery import app
 from flow_engine.runtime import LaneFailure, now_ms, runtime
@@ -27,20 +28,29 @@ def process_lane(self: Any, lane: int, attempt: int = 0) -> str:
     try:
         result = rt.drain(lane)
     except LaneFailure as failure:
+        metrics.errors.labels("transient").inc()
         attempt = 1 if failure.progressed else attempt + 1
         if attempt > settings.max_retries:
             log.warning("lane %s: head event failed %s times, to the DLQ: %s", lane, attempt, failure)
-            rt.dead_letter_head(lane, str(failure), retries=attempt - 1)
-            process_lane.apply_async((lane,))
+            if rt.dead_letter_head(lane, str(failure), retries=attempt - 1):
+                metrics.dlq.labels("max-retries-exceeded").inc()
+            enqueue(lane)
             return "dead-lettered"
         delay_ms = backoff_ms(attempt)
         log.info("lane %s: retry %s in %s ms: %s", lane, attempt, delay_ms, failure)
         with contextlib.suppress(Exception):  # Redis is down: the sweep re-arms the lane later
             rt.hold_off(lane, now_ms() + delay_ms)
-        raise self.retry(args=(lane, attempt), countdown=delay_ms / 1000) from None
+        metrics.retries.inc()
+        raise self.retry(args=(lane, attempt), countdown=delay_ms / 1000, argsrepr=f"lane {lane}, retry {attempt}") \
+            from None
     if result == "yield":
-        process_lane.apply_async((lane,))
+        enqueue(lane)
     elif result == "busy":
         # Another worker holds the lane, or a dead one still does until its lock expires.
-        process_lane.apply_async((lane,), countdown=max(rt.lock_ttl_ms(lane), 100) / 1000)
+        enqueue(lane, countdown_s=max(rt.lock_ttl_ms(lane), 100) / 1000)
     return result
+
+
+def enqueue(lane: int, countdown_s: float | None = None) -> None:
+    """Start a task for `lane` (named readably in Flower)."""
+    process_lane.apply_async((lane,), countdown=countdown_s, argsrepr=f"lane {lane}")

@@ -38,7 +38,7 @@ def outcome_ops(
             ops.append(["x", WEBHOOKS, _flat(effect.fields())])
     if outcome.wait_changed:
         wait_key = keys.wait(event.org_id, event.channel_id, event.contact)
-        ops.append(["d", wait_key] if outcome.wait_after is None else ["s", wait_key, dump_wait(outcome.wait_after)])
+        ops.append(["u", wait_key] if outcome.wait_after is None else ["w", wait_key, dump_wait(outcome.wait_after)])
     ops.extend(["r", timer.member()] for timer in outcome.timers_cancel)
     ops.extend(["z", str(timer.due_ms), timer.member()] for timer in outcome.timers_add)
     if outcome.failure is not None:

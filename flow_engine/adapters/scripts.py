@@ -29,6 +29,7 @@ class Scripts:
         self.sweep = load("sweep")
         self.renew = load("renew")
         self.release = load("release")
+        self.replay = load("replay")
 
 
 def connect(url: str, *, decode: bool = True) -> RedisClient:

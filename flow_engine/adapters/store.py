@@ -172,10 +172,20 @@ def _merged(dialect: str, patch: dict[str, Any]) -> Any:
 
 
 def store_flow(
-    engine: Engine, org_id: str, graph: Any, *, name: str, activate: bool, created_by: str
-) -> tuple[str, int]:
-    """Insert a new version of the org's flow `name`; with `activate` it becomes the org's active flow."""
+    engine: Engine, org_id: str, graph: Any, *, name: str, activate: bool, created_by: str, if_changed: bool = False
+) -> tuple[str, int, bool]:
+    """Insert a new version of the org's flow `name`; with `activate` it becomes the org's active flow.
+    With `if_changed`, an identical active version is kept instead. Returns (id, version, stored)."""
     with engine.begin() as conn:
+        if if_changed:
+            current = conn.execute(
+                select(FlowRow.id, FlowRow.version, FlowRow.graph, FlowRow.status)
+                .where(FlowRow.org_id == org_id, FlowRow.name == name)
+                .order_by(FlowRow.version.desc())
+                .limit(1)
+            ).first()
+            if current is not None and current.graph == graph and (current.status == "active" or not activate):
+                return current.id, current.version, False
         latest = conn.execute(
             select(func.max(FlowRow.version)).where(FlowRow.org_id == org_id, FlowRow.name == name)
         ).scalar()
@@ -193,4 +203,4 @@ def store_flow(
                 status="active" if activate else "draft", created_by=created_by, created_at=utcnow(),
             )
         )
-    return flow_id, version
+    return flow_id, version, True

@@ -88,7 +88,7 @@ def test_dead_letter_moves_an_entry_to_the_dlq_once(r: Any, scripts: Scripts) ->
 
 def commit(scripts: Scripts, lane: int, token: str, count: int, ops: list[Any], now: int = 5000) -> int:
     return int(scripts.commit(
-        keys=[Keys.lane(lane), Keys.lane_lock(lane), Keys.lane_armed(lane), "nf:incoming:scheduled"],
+        keys=[Keys.lane(lane), Keys.lane_lock(lane), Keys.lane_armed(lane), "nf:incoming:scheduled", STATS],
         args=[token, count, 2000, now, TIMER_WAKE, json.dumps(ops)]))
 
 
@@ -96,7 +96,7 @@ def test_commit_applies_effects_and_trims_only_while_holding_the_lane(r: Any, sc
     r.rpush(Keys.lane(4), "e1", "e2", "e3")
     r.set(Keys.lane_armed(4), 1)
     r.set(Keys.lane_lock(4), "holder")
-    ops = [["x", "nf:outbox", ["to", "1", "text", "hi"]], ["s", "fe:wait:a", "w"], ["z", "2000", "m1"]]
+    ops = [["x", "nf:outbox", ["to", "1", "text", "hi"]], ["w", "fe:wait:a", "w"], ["z", "2000", "m1"]]
     assert commit(scripts, 4, "intruder", 2, ops) == -1  # fenced: nothing happens
     assert r.llen(Keys.lane(4)) == 3 and r.xlen("nf:outbox") == 0 and r.zcard("nf:incoming:scheduled") == 0
     assert commit(scripts, 4, "holder", 2, ops) == 1
@@ -104,7 +104,9 @@ def test_commit_applies_effects_and_trims_only_while_holding_the_lane(r: Any, sc
     assert [f for _i, f in r.xrange("nf:outbox")] == [{"to": "1", "text": "hi"}]
     assert r.get("fe:wait:a") == "w" and r.zscore("nf:incoming:scheduled", "m1") == 2000
     assert r.get(Keys.lane_armed(4)) == "5000" and 0 < r.pttl(Keys.lane_lock(4)) <= 2000
-    assert commit(scripts, 4, "holder", 1, [["d", "fe:wait:a"], ["r", "m1"]]) == 0  # empty: disarmed, unlocked
+    assert r.hget(STATS, "waits") == "1"
+    assert commit(scripts, 4, "holder", 1, [["u", "fe:wait:a"], ["r", "m1"]]) == 0  # empty: disarmed, unlocked
+    assert r.hget(STATS, "waits") == "0"
     assert r.exists(Keys.lane(4), Keys.lane_lock(4), Keys.lane_armed(4), "fe:wait:a") == 0
     assert r.zcard("nf:incoming:scheduled") == 0
 

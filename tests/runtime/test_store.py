@@ -86,10 +86,10 @@ def test_contacts_are_found_by_wa_id_or_phone_per_org(engine: Engine) -> None:
 def test_the_active_flow_is_the_highest_active_version_and_changes_within_the_cache_time(engine: Engine) -> None:
     cache = FlowCache(engine, ttl_s=0.2)
     assert cache.active("acme") is None
-    first, _ = store_flow(engine, "acme", graph_of("shop_demo"), name="shop", activate=True, created_by="t")
+    first, _, _ = store_flow(engine, "acme", graph_of("shop_demo"), name="shop", activate=True, created_by="t")
     time.sleep(0.25)
     assert (cache.active("acme") or pytest.fail()).id == first
-    second, version = store_flow(engine, "acme", graph_of("verification_code"), name="shop", activate=True,
+    second, version, _ = store_flow(engine, "acme", graph_of("verification_code"), name="shop", activate=True,
                                  created_by="t")
     assert version == 2
     assert (cache.active("acme") or pytest.fail()).id == first  # cached

@@ -1,10 +1,11 @@
 -- Commit the Redis effects of the first N events of a lane and remove them, in one step, only while
 -- the caller still holds the lane (DESIGN invariants 2 and 6). Emptying the lane disarms it, atomic
 -- against the bridge's push, so an event pushed now always finds the lane armed or arms it itself.
--- KEYS[1] lane list   KEYS[2] lane lock   KEYS[3] lane armed flag   KEYS[4] timers zset
+-- KEYS[1] lane list   KEYS[2] lane lock   KEYS[3] lane armed flag   KEYS[4] timers zset   KEYS[5] stats hash
 -- ARGV[1] lock token   ARGV[2] N   ARGV[3] lock ttl ms   ARGV[4] now ms   ARGV[5] timer wake channel
--- ARGV[6] JSON ops: ["x", stream, [field, value, ...]] XADD | ["s", key, value] SET | ["d", key] DEL
---                   ["z", due ms (string), member] timer add | ["r", member] timer remove
+-- ARGV[6] JSON ops: ["x", stream, [field, value, ...]] XADD | ["w", key, value] set a wait
+--                   ["u", key] clear a wait | ["z", due ms (string), member] add a timer | ["r", member] remove one
+-- The stats hash keeps `waits`, the number of wait keys, for the pending-waits gauge.
 -- Returns -1 when the lane is no longer held, else the events left in the lane (0: disarmed).
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return -1
@@ -14,10 +15,14 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
   local kind = op[1]
   if kind == 'x' then
     redis.call('XADD', op[2], '*', unpack(op[3]))
-  elseif kind == 's' then
-    redis.call('SET', op[2], op[3])
-  elseif kind == 'd' then
-    redis.call('DEL', op[2])
+  elseif kind == 'w' then
+    if not redis.call('SET', op[2], op[3], 'GET') then
+      redis.call('HINCRBY', KEYS[5], 'waits', 1)
+    end
+  elseif kind == 'u' then
+    if redis.call('DEL', op[2]) == 1 then
+      redis.call('HINCRBY', KEYS[5], 'waits', -1)
+    end
   elseif kind == 'z' then
     local due = tonumber(op[2])
     redis.call('ZADD', KEYS[4], op[2], op[3])

@@ -1,0 +1,90 @@
+"""A flow as a Mermaid flowchart (renders on GitHub): `flow-engine graph FLOW.json`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flow_engine.core.graph import (
+    Delay,
+    Flow,
+    Invalid,
+    SendMedia,
+    SendTemplate,
+    SendText,
+    SetAttribute,
+    WaitForReply,
+    Webhook,
+)
+
+MAX_LABEL = 48
+
+
+def _label(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) > MAX_LABEL:
+        text = text[: MAX_LABEL - 1] + "…"
+    return '"' + text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;") + '"'
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:g} s"
+
+
+def _describe(step: Any) -> str:
+    if isinstance(step, SendText):
+        return f"send: {step.text}"
+    if isinstance(step, SendTemplate):
+        return f"template: {step.name}"
+    if isinstance(step, SendMedia):
+        return f"{step.media.get('kind', 'media')}: {step.media.get('link', '')}"
+    if isinstance(step, Webhook):
+        return f"webhook: {json.dumps(step.data, ensure_ascii=False)}"
+    if isinstance(step, SetAttribute):
+        return f"set {step.key} = {json.dumps(step.value, ensure_ascii=False)}"
+    if isinstance(step, Delay):
+        return f"wait {_seconds(step.ms)}"
+    if isinstance(step, WaitForReply):
+        pattern = f" /{step.pattern}/" if step.pattern else ""
+        timeout = f", {_seconds(step.timeout_ms)}" if step.timeout_ms is not None else ""
+        return f"wait for reply{pattern}{timeout}"
+    if isinstance(step, Invalid):
+        return f"invalid: {step.problem}"
+    return type(step).__name__
+
+
+def _node(path: str, index: int) -> str:
+    return f"p_{''.join(ch if ch.isalnum() else '_' for ch in path)}_{index}"
+
+
+def to_mermaid(flow: Flow) -> str:
+    """Nodes for the entry, the intent router and every step; edges for routes, sequence and timeouts."""
+    lines = ["flowchart TD", '  in(["message in"])']
+    first = {name: _node(name, 0) if steps else f"end_{_node(name, 0)}" for name, steps in flow.paths.items()}
+    if flow.nodes:
+        lines.append("  in --> router{intent}")
+        for intent, path in flow.nodes[0].routes.items():
+            lines.append(f"  router -->|{intent}| {first[path]}")
+        if "default" not in flow.nodes[0].routes and "path_default" in flow.paths:
+            lines.append(f"  router -->|default| {first['path_default']}")
+    elif "path_default" in flow.paths:
+        lines.append(f"  in --> {first['path_default']}")
+    for name, steps in flow.paths.items():
+        if not steps:
+            lines.append(f"  {first[name]}((end))")
+        for index, step in enumerate(steps):
+            node = _node(name, index)
+            label = _label(_describe(step))
+            if isinstance(step, Delay | WaitForReply):
+                lines.append(f"  {node}[/{label}/]")
+            else:
+                lines.append(f"  {node}[{label}]")
+            after = _node(name, index + 1) if index + 1 < len(steps) else f"end_{node}"
+            if index + 1 == len(steps):
+                lines.append(f"  {after}((end))")
+            edge = "-->|reply|" if isinstance(step, WaitForReply) else "-->"
+            lines.append(f"  {node} {edge} {after}")
+            if isinstance(step, WaitForReply) and step.timeout_ms is not None:
+                target = first[step.timeout_path] if step.timeout_path else after
+                lines.append(f"  {node} -.->|timeout| {target}")
+    return "\n".join(lines) + "\n"

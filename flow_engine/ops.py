@@ -1,0 +1,128 @@
+"""Operations: status, health and the DLQ (list, replay, purge) — what `flow-engine` shows operators."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+from flow_engine.adapters.db import make_engine
+from flow_engine.adapters.dlq import replay_fields
+from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, STATS, Keys
+from flow_engine.adapters.scripts import RedisClient, Scripts, connect
+from flow_engine.settings import Settings
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Status:
+    stream_length: int
+    group_lag: int | None  # None: the group does not exist yet
+    pending: int
+    lanes_backlog: int
+    busiest_lane: tuple[int, int] | None  # (lane, events)
+    scheduled: int
+    oldest_overdue_ms: int  # how late the most overdue timer is (0: none is due)
+    waits: int
+    dlq: int
+    bridge: str | None  # the consumer holding the bridge lease
+    workers: list[str] | None  # None: not asked
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def status(settings: Settings, client: RedisClient, workers: list[str] | None) -> Status:
+    keys = Keys.of(settings)
+    pipe = client.pipeline(transaction=False)
+    pipe.xlen(INCOMING)
+    pipe.xinfo_groups(INCOMING)
+    pipe.zcard(keys.timers)
+    pipe.zrange(keys.timers, 0, 0, withscores=True)
+    pipe.hget(STATS, "waits")
+    pipe.xlen(DLQ)
+    pipe.get(BRIDGE_LEASE)
+    for lane in range(settings.lanes):
+        pipe.llen(Keys.lane(lane))
+    length, groups, scheduled, first, waits, dlq, lease, *lanes = pipe.execute(raise_on_error=False)
+    group = next((g for g in groups if g.get("name") == settings.group), None) if isinstance(groups, list) else None
+    busiest = max(range(len(lanes)), key=lanes.__getitem__, default=None)
+    overdue = max(now_ms() - int(first[0][1]), 0) if first else 0
+    return Status(
+        stream_length=int(length) if isinstance(length, int) else 0,
+        group_lag=None if group is None else int(group.get("lag") or 0),
+        pending=0 if group is None else int(group.get("pending") or 0),
+        lanes_backlog=sum(lanes),
+        busiest_lane=None if busiest is None or not lanes[busiest] else (busiest, lanes[busiest]),
+        scheduled=int(scheduled),
+        oldest_overdue_ms=overdue,
+        waits=int(waits or 0),
+        dlq=int(dlq),
+        bridge=lease.split(":", 1)[0] if lease else None,
+        workers=workers,
+    )
+
+
+def live_workers(timeout_s: float = 1.0) -> list[str]:
+    """Names of the Celery workers that answer a ping."""
+    from flow_engine.celery import app
+
+    replies = app.control.ping(timeout=timeout_s) or []
+    return sorted(name for reply in replies for name in reply)
+
+
+def check(settings: Settings, what: Iterable[str]) -> list[tuple[str, str | None]]:
+    """(component, problem or None) for each of redis, db, bridge, worker."""
+    results: list[tuple[str, str | None]] = []
+    for component in what:
+        try:
+            if component == "redis":
+                connect(settings.redis_url).ping()
+            elif component == "db":
+                engine = make_engine(settings.database_url)
+                try:
+                    with engine.connect() as conn:
+                        conn.execute(text("SELECT 1"))
+                finally:
+                    engine.dispose()
+            elif component == "bridge":
+                if not connect(settings.redis_url).get(BRIDGE_LEASE):
+                    raise RuntimeError("no bridge holds the lease")
+            elif component == "worker" and not live_workers():
+                raise RuntimeError("no worker answers a ping")
+            results.append((component, None))
+        except Exception as exc:
+            results.append((component, " ".join(str(exc).split()) or type(exc).__name__))
+    return results
+
+
+def dlq_entries(client: RedisClient, limit: int | None = None) -> list[tuple[str, dict[str, str]]]:
+    """The DLQ, oldest first."""
+    return list(client.xrange(DLQ, count=limit))
+
+
+def dlq_replay(client: RedisClient, ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+    """Re-inject DLQ entries into nf:incoming, each at most once: yields (dlq id, new id or None)."""
+    scripts = Scripts(client)
+    for dlq_id in ids:
+        entries = client.xrange(DLQ, min=dlq_id, max=dlq_id)
+        if not entries:
+            yield dlq_id, None
+            continue
+        fields = replay_fields(dlq_id, entries[0][1])
+        flat = [part for item in fields.items() for part in item]
+        new_id = scripts.replay(keys=[DLQ, INCOMING], args=[dlq_id, *flat])
+        yield dlq_id, new_id or None
+
+
+def dlq_purge(client: RedisClient) -> int:
+    """Delete every DLQ entry; returns how many there were."""
+    count = int(client.xlen(DLQ))
+    client.xtrim(DLQ, maxlen=0, approximate=False)
+    return count
