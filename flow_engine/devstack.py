@@ -4,6 +4,7 @@ one database)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -97,7 +98,11 @@ class Stack:
     def start(self) -> None:
         for process in self.processes.values():
             process.start()
-        self.wait_until(lambda: self.redis.exists("fe:bridge:lease") == 1, 20, "a bridge to lead")
+        if any(name.startswith("bridge") for name in self.processes):
+            self.wait_until(lambda: self.redis.exists("fe:bridge:lease") == 1, 20, "a bridge to lead")
+        for process in self.processes.values():
+            if process.name.startswith("worker"):
+                self.wait_until(functools.partial(_ready, process), 30, f"{process.name} to be ready")
 
     def stop(self) -> None:
         for process in self.processes.values():
@@ -156,3 +161,7 @@ class Stack:
             lag = self.redis.xinfo_groups("nf:incoming")[0].get("lag")
             return pending == 0 and not any(self.redis.llen(k) for k in lanes) and not lag
         self.wait_until(idle, timeout_s, "the engine to settle")
+
+
+def _ready(worker: Process) -> bool:
+    return " ready." in worker.log()

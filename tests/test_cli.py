@@ -103,3 +103,17 @@ def test_simulate_refuses_an_invalid_flow_with_its_problems() -> None:
     result = cli("simulate", str(EXAMPLE_FLOWS / "broken.json"), "say:hola")
     assert result.returncode == 1
     assert result.stderr.splitlines()[1] == 'nodes[0].map.pricing: path "missing_path" does not exist'
+
+
+def test_graph_prints_a_mermaid_flowchart_with_routes_steps_and_timeouts() -> None:
+    result = cli("graph", str(EXAMPLE_FLOWS / "verification_code.json"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:4] == ["flowchart TD", '  in(["message in"])', "  in --> router{intent}",
+                         "  router -->|default| p_ask_0"]
+    assert '  p_ask_1[/"wait for reply /\\b\\d{6}\\b/, 30 s"/]' in lines
+    assert "  p_ask_1 -->|reply| p_ask_2" in lines
+    assert "  p_ask_1 -.->|timeout| p_expired_0" in lines
+    assert '  p_ask_4["webhook: {#quot;event#quot;: #quot;code_received#quot;}"]' in lines
+    broken = cli("graph", str(EXAMPLE_FLOWS / "broken.json"))
+    assert broken.returncode == 1 and "is not a valid flow" in broken.stderr
