@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -16,10 +17,13 @@ from flow_engine.adapters.effects import Op, load_wait, outcome_ops
 from flow_engine.adapters.keys import DLQ, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
+from flow_engine.core.ids import derive
 from flow_engine.core.inbound import Event, InvalidPayload, Message, parse_entry
 from flow_engine.core.interpreter import interpret
 from flow_engine.core.outcome import AttributeWrite, WaitState
 from flow_engine.settings import Settings
+
+log = logging.getLogger("flow_engine.runtime")
 
 
 def now_ms() -> int:
@@ -145,6 +149,7 @@ class Runtime:
         left = self._commit(lane, token, len(raw), ops, timestamp)
         if left >= 0:
             _count(work, applied, ops, started)
+            _log(work, applied)
         return left
 
     def _waits(self, events: list[Event]) -> dict[tuple[str, str, str], WaitState | None]:
@@ -212,6 +217,22 @@ def _count(work: list[tuple[Item, Event]], applied: list[Applied], ops: list[Op]
             metrics.dlq.labels(error).inc()
             metrics.errors.labels(error).inc()
     metrics.processing_seconds.observe(time.perf_counter() - started)
+
+
+def _log(work: list[tuple[Item, Event]], applied: list[Applied]) -> None:
+    """Failed runs at WARNING, every event at DEBUG; ids only, never texts or phone numbers."""
+    debug = log.isEnabledFor(logging.DEBUG)
+    for (_item, event), done in zip(work, applied, strict=True):
+        outcome = done.outcome
+        if outcome.failure is None and not debug:
+            continue
+        ids = {"org_id": event.org_id, "run_id": outcome.run.id if outcome.run else None,
+               "event_id": event.key, "trace_id": derive(event.key, "trace")}
+        if outcome.failure is not None:
+            log.warning("run failed, event dead-lettered: %s", outcome.failure.code, extra=ids)
+        else:
+            log.debug("event processed: %s outbox, %s webhooks%s", len(outcome.outbox), len(outcome.webhooks),
+                      f", ignored ({outcome.ignored})" if outcome.ignored else "", extra=ids)
 
 
 def stream_ms(stream_id: str) -> int:

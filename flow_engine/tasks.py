@@ -31,13 +31,14 @@ def process_lane(self: Any, lane: int, attempt: int = 0) -> str:
         metrics.errors.labels("transient").inc()
         attempt = 1 if failure.progressed else attempt + 1
         if attempt > settings.max_retries:
-            log.warning("lane %s: head event failed %s times, to the DLQ: %s", lane, attempt, failure)
+            log.warning("lane %s: head event failed %s times, to the DLQ: %s", lane, attempt, failure,
+                        extra={"lane": lane})
             if rt.dead_letter_head(lane, str(failure), retries=attempt - 1):
                 metrics.dlq.labels("max-retries-exceeded").inc()
             enqueue(lane)
             return "dead-lettered"
         delay_ms = backoff_ms(attempt)
-        log.info("lane %s: retry %s in %s ms: %s", lane, attempt, delay_ms, failure)
+        log.info("lane %s: retry %s in %s ms: %s", lane, attempt, delay_ms, failure, extra={"lane": lane})
         with contextlib.suppress(Exception):  # Redis is down: the sweep re-arms the lane later
             rt.hold_off(lane, now_ms() + delay_ms)
         metrics.retries.inc()
