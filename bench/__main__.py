@@ -16,12 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import interpreter
+from bench import interpreter, runtime
 
 Benchmark = Callable[[], dict[str, Any]]
 
 BENCHMARKS: dict[str, Benchmark] = {
     "interpreter": interpreter.run,
+    "runtime": runtime.run,
 }
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"  # gitignored

@@ -130,6 +130,8 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
         dialect = engine.dialect.name
         if runs:
             insert = (postgresql if dialect == "postgresql" else sqlite).insert(FlowRunRow)
+            # RETURNING lets SQLAlchemy send the rows as one multi-row statement ("insertmanyvalues")
+            # instead of one statement per row; the ids within a batch are distinct.
             conn.execute(
                 insert.on_conflict_do_update(
                     index_elements=[FlowRunRow.id],
@@ -139,9 +141,9 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
                         "context": insert.excluded.context,
                         "updated_at": insert.excluded.updated_at,
                     },
-                ),
+                ).returning(FlowRunRow.id),
                 list(runs.values()),
-            )
+            ).all()
         for who in sorted(set(patches) | set(names)):
             stored = contacts[who]
             if stored.id is None:
