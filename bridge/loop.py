@@ -127,7 +127,8 @@ class Bridge:
         self.handed_on += int(result[0])
         metrics.handed_on.inc(int(result[0]))
         metrics.duplicates.inc(int(result[1]))
-        for lane in result[2:]:
+        metrics.ignored.inc(int(result[2]))
+        for lane in result[3:]:
             self.enqueue(int(lane))
 
     # -- the loop -------------------------------------------------------------------------------------

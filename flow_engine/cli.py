@@ -374,7 +374,7 @@ def dlq_list(limit: int, as_json: bool) -> None:
     from flow_engine import ops
     from flow_engine.adapters.scripts import connect
 
-    for entry_id, fields in ops.dlq_entries(connect(_settings().redis_url), limit):
+    for entry_id, fields in ops.dlq_entries(connect(_settings().redis_url, decode=False), limit):
         if as_json:
             click.echo(json.dumps({"id": entry_id, **fields}, ensure_ascii=False))
         else:
@@ -393,7 +393,7 @@ def dlq_replay(ids: tuple[str, ...], replay_all: bool) -> None:
 
     if bool(ids) == replay_all:
         raise click.UsageError("give DLQ entry ids, or --all")
-    client = connect(_settings().redis_url)
+    client = connect(_settings().redis_url, decode=False)  # entries may hold invalid UTF-8: replay them as they are
     chosen = [entry_id for entry_id, _fields in ops.dlq_entries(client)] if replay_all else list(ids)
     replayed, missing = 0, []
     with click.progressbar(ops.dlq_replay(client, chosen), length=len(chosen), label="replaying",

@@ -102,23 +102,31 @@ def check(settings: Settings, what: Iterable[str]) -> list[tuple[str, str | None
     return results
 
 
-def dlq_entries(client: RedisClient, limit: int | None = None) -> list[tuple[str, dict[str, str]]]:
-    """The DLQ, oldest first."""
-    return list(client.xrange(DLQ, count=limit))
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
-def dlq_replay(client: RedisClient, ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
-    """Re-inject DLQ entries into nf:incoming, each at most once: yields (dlq id, new id or None)."""
-    scripts = Scripts(client)
+def dlq_entries(raw_client: RedisClient, limit: int | None = None) -> list[tuple[str, dict[str, str]]]:
+    """The DLQ, oldest first, as text (an entry may hold invalid UTF-8: shown with U+FFFD). Takes a
+    client made with `connect(url, decode=False)`."""
+    return [(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
+            for entry_id, fields in raw_client.xrange(DLQ, count=limit)]
+
+
+def dlq_replay(raw_client: RedisClient, ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+    """Re-inject DLQ entries into nf:incoming, each at most once, byte for byte: yields (dlq id, new id
+    or None). Takes a client made with `connect(url, decode=False)`."""
+    scripts = Scripts(raw_client)
     for dlq_id in ids:
-        entries = client.xrange(DLQ, min=dlq_id, max=dlq_id)
+        entries = raw_client.xrange(DLQ, min=dlq_id, max=dlq_id)
         if not entries:
             yield dlq_id, None
             continue
-        fields = replay_fields(dlq_id, entries[0][1])
+        raw = {_text(k): v for k, v in entries[0][1].items()}
+        fields = replay_fields(dlq_id, raw)
         flat = [part for item in fields.items() for part in item]
         new_id = scripts.replay(keys=[DLQ, INCOMING], args=[dlq_id, *flat])
-        yield dlq_id, new_id or None
+        yield dlq_id, _text(new_id) if new_id else None
 
 
 def dlq_purge(client: RedisClient) -> int:

@@ -37,7 +37,7 @@ def dlq_entry(
     return flat
 
 
-def replay_fields(dlq_id: str, fields: Mapping[str, str]) -> dict[str, str]:
+def replay_fields(dlq_id: str, fields: Mapping[str, str | bytes]) -> dict[str, str | bytes]:
     """The nf:incoming entry that re-runs a DLQ entry: its original fields, and for one event of a
     larger body, which event and under which key (so its ids are those of the first attempt)."""
     replay = {name: value for name, value in fields.items() if name not in DLQ_FIELDS + REPLAY_FIELDS}

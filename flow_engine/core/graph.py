@@ -17,6 +17,7 @@ from flow_engine.core.patterns import PatternError, compile_pattern
 from flow_engine.core.template import has_placeholders
 
 MAX_GRAPH_DEPTH = 64  # deeper JSON than this is hostile, not a flow
+MAX_GRAPH_CHARS = 1_000_000  # as JSON; thousands of steps fit
 DEFAULT_LANGUAGE: Mapping[str, Any] = {"code": "es"}
 MAX_DURATION_MS = 366 * 86_400_000  # a year: longer pauses are mistakes (and would overflow)
 DURATION_FIELDS = ("seconds", "sec", "ms")
@@ -282,6 +283,9 @@ def parse_flow(graph: Any, *, flow_id: str = "", version: int = 0) -> Flow:
         return Flow((), {}, tuple(parser.problems), flow_id, version)
     if _depth_exceeds(graph, MAX_GRAPH_DEPTH):
         parser.problem("graph", f"nested deeper than the limit of {MAX_GRAPH_DEPTH} levels")
+        return Flow((), {}, tuple(parser.problems), flow_id, version)
+    if len(json.dumps(graph, separators=(",", ":"))) > MAX_GRAPH_CHARS:
+        parser.problem("graph", f"larger than the limit of {MAX_GRAPH_CHARS} characters of JSON")
         return Flow((), {}, tuple(parser.problems), flow_id, version)
     raw_paths = graph.get("paths", {})
     if not isinstance(raw_paths, dict):

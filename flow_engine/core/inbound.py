@@ -10,6 +10,8 @@ from typing import Any, Literal
 MEDIA_TYPES = ("image", "video", "document", "audio", "sticker")
 MAX_ORG_CHARS = 128  # org_id and channel_id: the database columns' size
 MAX_CONTACT_CHARS = 64  # WhatsApp ids are at most 20 digits
+MAX_PAYLOAD_CHARS = 256 * 1024  # a webhook body of several messages is a few KB
+MAX_TEXT_CHARS = 64 * 1024  # WhatsApp caps a text at 4,096
 
 
 class InvalidPayload(ValueError):
@@ -202,6 +204,8 @@ def parse_entry(stream_id: str, fields: Mapping[str, str]) -> list[Event]:
     """
     events = _events(stream_id, fields)
     for event in events:
+        if isinstance(event, Message) and len(event.text) > MAX_TEXT_CHARS:
+            raise InvalidPayload(f"message text is longer than the limit of {MAX_TEXT_CHARS} characters")
         for name, value, limit in (("org_id", event.org_id, MAX_ORG_CHARS),
                                    ("channel_id", event.channel_id, MAX_ORG_CHARS),
                                    ("contact", event.contact, MAX_CONTACT_CHARS)):
@@ -225,6 +229,8 @@ def _events(stream_id: str, fields: Mapping[str, str]) -> list[Event]:
         return [_resume_event(fields["engine_resume"], org_id, channel_id)]
     if "payload" not in fields:
         raise InvalidPayload("entry has no payload field")
+    if len(fields["payload"]) > MAX_PAYLOAD_CHARS:
+        raise InvalidPayload(f"payload is longer than the limit of {MAX_PAYLOAD_CHARS} characters")
     body = _loads_object(fields["payload"], "payload")
     if "entry" in body:
         return _whatsapp_events(stream_id, body, org_id, channel_id)

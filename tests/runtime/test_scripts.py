@@ -47,11 +47,11 @@ def test_handoff_pushes_acks_and_arms_once_and_skips_entries_handed_on_before(r:
     second = r.xadd(INCOMING, {"payload": "b"})
     read(r)
     entries = [[first, [[3, "item-a", ""]]], [second, [[3, "item-b", ""], [7, "item-c", ""]]]]
-    assert handoff(scripts, "me", entries) == [3, 0, 3, 7]  # pushed, duplicates, lanes newly armed
+    assert handoff(scripts, "me", entries) == [3, 0, 0, 3, 7]  # pushed, duplicates, ignored, lanes newly armed
     assert r.lrange(f"{LANE_PREFIX}3", 0, -1) == ["item-a", "item-b"]
     assert r.xpending(INCOMING, GROUP)["pending"] == 0
     # Read again after a crash (the entries were acked): nothing is pushed twice.
-    assert handoff(scripts, "me", entries) == [0, 0]
+    assert handoff(scripts, "me", entries) == [0, 0, 0]
     assert r.llen(f"{LANE_PREFIX}3") == 2 and r.llen(f"{LANE_PREFIX}7") == 1
 
 
@@ -60,10 +60,18 @@ def test_handoff_drops_a_whatsapp_id_seen_before_and_counts_it(r: Any, scripts: 
     ids = [r.xadd(INCOMING, {"payload": str(n)}) for n in range(2)]
     read(r)
     seen = Keys.seen("acme", "wamid.1")
-    assert handoff(scripts, "me", [[ids[0], [[1, "x", seen]]], [ids[1], [[1, "y", seen]]]]) == [1, 1, 1]
+    assert handoff(scripts, "me", [[ids[0], [[1, "x", seen]]], [ids[1], [[1, "y", seen]]]]) == [1, 1, 0, 1]
     assert r.lrange(f"{LANE_PREFIX}1", 0, -1) == ["x"]
     assert r.hget(STATS, "duplicates") == "1"
     assert 0 < r.ttl(seen) <= 3600
+
+
+def test_handoff_counts_entries_without_events(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
+    receipt = r.xadd(INCOMING, {"payload": "statuses only"})
+    read(r)
+    assert handoff(scripts, "me", [[receipt, []]]) == [0, 0, 1]
+    assert r.hget(STATS, "ignored") == "1" and r.xpending(INCOMING, GROUP)["pending"] == 0
 
 
 def test_handoff_is_fenced_by_the_bridge_lease(r: Any, scripts: Scripts) -> None:

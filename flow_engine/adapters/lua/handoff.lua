@@ -3,14 +3,18 @@
 -- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] stats hash
 -- ARGV[1] group   ARGV[2] lease token   ARGV[3] lease ttl ms   ARGV[4] dedupe ttl s   ARGV[5] now ms
 -- ARGV[6] lane key prefix   ARGV[7] JSON [[stream id, [[lane, item, seen key or ""], ...]], ...]
--- Returns {events pushed, duplicates dropped, lane numbers that were armed (need a worker)...}
+-- Returns {events pushed, duplicates dropped, entries without events (status receipts),
+--          lane numbers that were armed (need a worker)...}
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then
   return redis.error_reply('FENCED bridge lease lost')
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-local result = {0, 0}
+local result = {0, 0, 0}
 for _, entry in ipairs(cjson.decode(ARGV[7])) do
   if redis.call('XACK', KEYS[1], ARGV[1], entry[1]) == 1 then
+    if #entry[2] == 0 then
+      result[3] = result[3] + 1
+    end
     for _, event in ipairs(entry[2]) do
       local lane, item, seen = event[1], event[2], event[3]
       if seen ~= '' and not redis.call('SET', seen, '1', 'NX', 'EX', ARGV[4]) then
@@ -28,5 +32,8 @@ for _, entry in ipairs(cjson.decode(ARGV[7])) do
 end
 if result[2] > 0 then
   redis.call('HINCRBY', KEYS[3], 'duplicates', result[2])
+end
+if result[3] > 0 then
+  redis.call('HINCRBY', KEYS[3], 'ignored', result[3])
 end
 return result
