@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from flow_engine.adapters.migrate import upgrade
 from flow_engine.devstack import Stack
@@ -40,7 +41,7 @@ def redis_url() -> Iterator[str]:
 def database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for the module, migrated with the project's Alembic migration."""
     name = f"fe_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=NullPool)  # PostgreSQL may restart
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
