@@ -5,6 +5,7 @@ max-retries-exceeded, and `flow-engine dlq replay --all` then answers it, with n
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import subprocess
 import sys
@@ -49,7 +50,7 @@ def produce(stack: Stack, org: str, count: int, seconds: float) -> list[tuple[st
     sent = []
     for n in range(count):
         contact, text = f"52155{n % 50:05d}", f"m{n}"
-        retrying(lambda c=contact, t=text, n=n: stack.send(org, c, t, wamid=f"wamid.{org}.{n}"))
+        retrying(functools.partial(stack.send, org, contact, text, wamid=f"wamid.{org}.{n}"))
         sent.append((contact, text))
         time.sleep(seconds / count)
     return sent
@@ -76,7 +77,7 @@ def settle_and_replay(stack: Stack, org: str, sent: list[tuple[str, str]]) -> in
 def test_redis_connections_killed_and_redis_paused_under_load(stack: Stack) -> None:
     org = new_org()
     stack.load_flow(org, ECHO)
-    admin = redis.Redis.from_url(stack["bridge0"].env["REDIS_URL"])
+    admin: Any = redis.Redis.from_url(stack["bridge0"].env["REDIS_URL"])
     done = threading.Event()
     kills = {"n": 0}
 
