@@ -119,14 +119,20 @@ class Stack:
         flow_id, _version, _stored = store_flow(self.engine, org, graph, name=name, activate=True, created_by="test")
         return flow_id
 
+    def send_later(self, pipe: Any, org: str, phone: str, text: str, *, channel: str = "ch1") -> None:
+        """Queue a send on a pipeline (its result is the entry id)."""
+        pipe.xadd(INCOMING, self._entry(org, phone, text, None, channel))
+
     def send(self, org: str, phone: str, text: str, *, wamid: str | None = None, channel: str = "ch1") -> str:
+        return str(self.redis.xadd(INCOMING, self._entry(org, phone, text, wamid, channel)))
+
+    def _entry(self, org: str, phone: str, text: str, wamid: str | None, channel: str) -> dict[str, str]:
         message = {"from": phone, "id": wamid or f"wamid.{uuid.uuid4().hex}", "timestamp": "1764072000",
                    "type": "text", "text": {"body": text}}
         payload = {"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
                    "value": {"metadata": {"phone_number_id": channel}, "contacts": [{"wa_id": phone}],
                              "messages": [message]}}]}]}
-        return str(self.redis.xadd(INCOMING, {"source": "test", "org_id": org, "channel_id": channel,
-                                              "payload": json.dumps(payload)}))
+        return {"source": "test", "org_id": org, "channel_id": channel, "payload": json.dumps(payload)}
 
     def outbox(self, org: str | None = None) -> list[dict[str, str]]:
         entries = [fields for _id, fields in self.redis.xrange(OUTBOX)]
