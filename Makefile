@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint unit services bench clean
+.PHONY: install run test lint unit services bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: install services lint
 
 unit: install
 	$(BIN)/pytest -m "not e2e"
+
+# The full chaos suite: 20,000 events over 2,000 contacts, random SIGKILLs, with 2 and 3 worker processes.
+chaos: install services
+	CHAOS_EVENTS=20000 CHAOS_CONTACTS=2000 $(BIN)/pytest -s tests/runtime/test_chaos.py
 
 bench: install services
 	$(BIN)/python -m bench
