@@ -97,3 +97,5 @@ def test_malformed_entries_between_good_ones(stack: Stack) -> None:
     assert got_merged == expected
     assert int(stack.redis.hget(STATS, "ignored") or 0) - ignored_before == sent_bad["status-receipt"]
     assert all(p.proc is not None and p.proc.poll() is None and p.starts == 1 for p in stack.processes.values())
+    print("hostile:", json.dumps({"malformed": MALFORMED, "good": len(good), "answered": len(answered),
+                                  "dead_lettered": len(dlq), "ignored": sent_bad["status-receipt"]}))

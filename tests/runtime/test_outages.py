@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import shutil
 import subprocess
 import sys
@@ -103,7 +104,9 @@ def test_redis_connections_killed_and_redis_paused_under_load(stack: Stack) -> N
         done.set()
         killer.join()
     assert kills["n"] > 20
-    settle_and_replay(stack, org, sent)
+    dead = settle_and_replay(stack, org, sent)
+    print("outage:", json.dumps({"kind": "redis", "messages": len(sent), "connections_killed": kills["n"],
+                                 "dead_lettered_then_replayed": dead, "lost": 0, "duplicated": 0}))
     assert all(p.proc is not None and p.proc.poll() is None for p in stack.processes.values())
 
 
@@ -137,3 +140,5 @@ def test_postgresql_stopped_for_15_seconds_under_load(stack: Stack) -> None:
         stopper.join()
     dead = settle_and_replay(stack, org, sent)
     assert dead > 0, "the outage should have sent some events to the DLQ"
+    print("outage:", json.dumps({"kind": "postgresql-15s", "messages": len(sent), "dead_lettered_then_replayed": dead,
+                                 "lost": 0, "duplicated": 0}))
