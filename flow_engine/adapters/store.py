@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, cast, func, insert, literal, or_, select, update
+from sqlalchemy import Engine, and_, cast, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from flow_engine.adapters.db import ContactRow, FlowRow, FlowRunRow, utcnow
@@ -144,22 +144,36 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
                 ).returning(FlowRunRow.id),
                 list(runs.values()),
             ).all()
-        for who in sorted(set(patches) | set(names)):
-            stored = contacts[who]
-            if stored.id is None:
-                stored.id = contact_id(*who)
-                insert = (postgresql if dialect == "postgresql" else sqlite).insert(ContactRow)
-                conn.execute(
-                    insert.on_conflict_do_nothing(index_elements=[ContactRow.id]),
-                    [{"id": stored.id, "org_id": who[0], "wa_id": who[1], "phone": who[1], "name": names.get(who),
-                      "attributes": {}, "created_at": now, "updated_at": now}],
-                )
+        touched = sorted(set(patches) | set(names))
+        created = [who for who in touched if contacts[who].id is None]
+        for who in created:
+            contacts[who].id = contact_id(*who)
+        if created:
+            insert = (postgresql if dialect == "postgresql" else sqlite).insert(ContactRow)
+            conn.execute(
+                insert.on_conflict_do_nothing(index_elements=[ContactRow.id]),
+                [{"id": contacts[who].id, "org_id": who[0], "wa_id": who[1], "phone": who[1], "name": names.get(who),
+                  "attributes": {}, "created_at": now, "updated_at": now} for who in created],
+            )
+        if dialect == "postgresql" and touched:
+            # One statement for the whole batch (sent in pages by psycopg2's execute_batch).
+            conn.execute(_PG_MERGE, [{"id": contacts[who].id, "patch": json.dumps(patches.get(who, {})),
+                                      "name": names.get(who), "now": now} for who in touched])
+            return
+        for who in touched:
             values: dict[str, Any] = {"updated_at": now}
             if who in names:
                 values["name"] = names[who]
             if who in patches:
                 values["attributes"] = _merged(dialect, patches[who])
-            conn.execute(update(ContactRow).where(ContactRow.id == stored.id).values(**values))
+            conn.execute(update(ContactRow).where(ContactRow.id == contacts[who].id).values(**values))
+
+
+# Sets the patch's keys (|| keeps every other key: a concurrent write of another key survives).
+_PG_MERGE = text(
+    "UPDATE contacts SET attributes = COALESCE(attributes, '{}'::jsonb) || CAST(:patch AS jsonb), "
+    "name = COALESCE(:name, name), updated_at = :now WHERE id = :id"
+)
 
 
 def _merged(dialect: str, patch: dict[str, Any]) -> Any:
