@@ -3,26 +3,54 @@
 A benchmark is a callable taking no arguments and returning a dict of results that holds at least
 `summary` (one human line) and `passed` (whether it met its target). Each result is printed as its
 summary line and written to bench/results/<name>.json. Exit code 1 when any benchmark missed its
-target, 2 for an unknown name.
+target or failed (its traceback on stderr, an ERROR summary line, and the others still run), 2 for an
+unknown name.
 
 To add a benchmark, write a module in bench/ with a `run()` function and register it below.
+
+The benchmarks (each module's docstring says exactly what is measured), with their sizes; full sizes take
+~10 minutes on the 2-core machine, so use small ones while developing:
+
+  interpreter   pure core, one core                   BENCH_EVENTS (50,000), BENCH_ROUNDS (5)
+  throughput    bench/runtime.py + bench/baselines.py BENCH_MESSAGES (50,000 over 5,000 contacts), BENCH_ROUNDS
+                (3), BENCH_EVENTS_ROUND / BENCH_FLOWER (1: one more round with -E and Flower),
+                BENCH_BASELINES (1), BENCH_NAIVE_MESSAGES (10,000), BENCH_DIRECT_MESSAGES (50,000)
+  memory        bench/memory.py: peak RSS per process sampled during the throughput rounds
+  latency       bench/runtime.py                      BENCH_LATENCY_RATES ("100,1000"), BENCH_LATENCY_MESSAGES
+                (1,000), BENCH_LATENCY_ROUNDS (3)
+  timers        bench/timers.py                       BENCH_TIMER_DELAYS (10,000), BENCH_TIMER_FLOWS (50),
+                BENCH_TIMER_SPREAD_S (20), BENCH_TIMER_ROUNDS (3), BENCH_TIMER_SEED (6)
+  timer_scale   bench/timer_scale.py                  BENCH_SCALE_WAITS (1,000,000), BENCH_SCALE_DUE (100,000),
+                BENCH_SCALE_ROUNDS (3), BENCH_SCALE_LEAD_MS (5,000)
+
+A small run: BENCH_EVENTS=10000 BENCH_ROUNDS=1 BENCH_MESSAGES=5000 BENCH_NAIVE_MESSAGES=1000
+BENCH_DIRECT_MESSAGES=5000 BENCH_LATENCY_MESSAGES=300 BENCH_LATENCY_ROUNDS=1 BENCH_TIMER_DELAYS=1000
+BENCH_TIMER_SPREAD_S=5 BENCH_TIMER_ROUNDS=1 BENCH_SCALE_WAITS=100000 BENCH_SCALE_DUE=10000 BENCH_SCALE_ROUNDS=1
+python -m bench. Services: Redis databases 2 (BENCH_REDIS_DB, the stack) and 3 (BENCH_BASELINE_REDIS_DB, the
+baselines) are flushed; each stack gets a fresh PostgreSQL database (BENCH_PG_URL names the server).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import interpreter, runtime
+from bench import interpreter, memory, runtime, timer_scale, timers
 
 Benchmark = Callable[[], dict[str, Any]]
 
+# In run order: "memory" reports the peak RSS sampled during "throughput" (or runs a round itself).
 BENCHMARKS: dict[str, Benchmark] = {
     "interpreter": interpreter.run,
-    "runtime": runtime.run,
+    "throughput": runtime.run_throughput,  # with the task-events round and the naive and direct baselines
+    "memory": memory.run,
+    "latency": runtime.run_latency,
+    "timers": timers.run,
+    "timer_scale": timer_scale.run,
 }
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"  # gitignored
@@ -37,7 +65,12 @@ def main(argv: list[str]) -> int:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     all_passed = True
     for name in names:
-        result = BENCHMARKS[name]()
+        try:
+            result = BENCHMARKS[name]()
+        except Exception as exc:  # one broken benchmark (or a service restarting) must not hide the others
+            traceback.print_exc()
+            result = {"summary": f"{name}: ERROR {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                      "passed": False, "error": traceback.format_exc()}
         path = RESULTS_DIR / f"{name}.json"
         path.write_text(json.dumps({"benchmark": name, **result}, indent=2, ensure_ascii=False) + "\n")
         print(result["summary"], flush=True)

@@ -278,31 +278,31 @@ def test_same_body_in_two_stream_entries_gives_distinct_keys_and_same_wa_ids() -
 # --- engine resumes -----------------------------------------------------------------------------
 
 
-def resume_json(reason: Any = "delay", token: Any = "tok123", run_id: Any = "run9", org: Any = "acme",
-                channel: Any = "ch-1", contact: Any = ANA) -> str:
-    return json.dumps([reason, token, run_id, org, channel, contact])
+def resume_json(reason: Any = "delay", token: Any = "tok123", org: Any = "acme", channel: Any = "ch-1",
+                contact: Any = ANA) -> str:
+    return json.dumps([reason, token, org, channel, contact])
 
 
 @pytest.mark.parametrize("reason", ["delay", "timeout"])
 def test_engine_resume_is_a_resume_event(reason: str) -> None:
     fields = {"source": "engine", "org_id": "acme", "channel_id": "ch-1", "engine_resume": resume_json(reason)}
     assert parse_entry(STREAM_ID, fields) == [
-        Resume(key="timer:tok123", org_id="acme", channel_id="ch-1", contact=ANA, run_id="run9", token="tok123",
+        Resume(key="timer:tok123", org_id="acme", channel_id="ch-1", contact=ANA, token="tok123",
                reason=reason)  # type: ignore[arg-type]
     ]
 
 
 def test_engine_resume_is_never_a_message_even_with_a_payload() -> None:
-    fields = fields_for(fixture_text("text_message"), engine_resume=resume_json("timeout", "tok1", "run1"))
+    fields = fields_for(fixture_text("text_message"), engine_resume=resume_json("timeout", "tok1"))
     events = parse_entry(STREAM_ID, fields)
     assert len(events) == 1
     assert isinstance(events[0], Resume)
     assert not isinstance(events[0], Message)
-    assert (events[0].key, events[0].contact, events[0].run_id) == ("timer:tok1", ANA, "run1")
+    assert (events[0].key, events[0].contact) == ("timer:tok1", ANA)
 
 
 def test_engine_resume_key_is_stable_across_redeliveries() -> None:
-    fields = {"org_id": "acme", "channel_id": "c", "engine_resume": resume_json("delay", "abc", "r")}
+    fields = {"org_id": "acme", "channel_id": "c", "engine_resume": resume_json("delay", "abc")}
     assert parse_entry("1-0", fields)[0].key == parse_entry("99-5", fields)[0].key == "timer:abc"
 
 
@@ -315,9 +315,9 @@ def test_engine_resume_org_and_channel_in_the_timer_win() -> None:
 def test_timer_resume_fields_round_trip() -> None:
     timer = Timer(token="f" * 32, due_ms=1_764_072_030_000, org_id="acme", channel_id="PNID_1", contact=ANA,
                   run_id="r" * 32, reason="timeout")
-    assert parse_entry("1764072030001-0", timer.resume_fields()) == [
-        Resume(key=f"timer:{'f' * 32}", org_id="acme", channel_id="PNID_1", contact=ANA, run_id="r" * 32,
-               token="f" * 32, reason="timeout")
+    assert parse_entry("1764072030001-0", timer.resume_fields()) == [timer.resume()] == [
+        Resume(key=f"timer:{'f' * 32}", org_id="acme", channel_id="PNID_1", contact=ANA, token="f" * 32,
+               reason="timeout")
     ]
 
 
@@ -386,15 +386,15 @@ def resume_entry(raw: str) -> dict[str, str]:
                      "payload is neither a WhatsApp webhook body (entry[]) nor {text, contact}", id="unknown-shape"),
         pytest.param(resume_entry(resume_json("later")),
                      'engine_resume reason must be "delay" or "timeout", got "later"', id="resume-bad-reason"),
-        pytest.param(resume_entry(resume_json(token="")), "engine_resume needs a token, a run_id and a contact",
+        pytest.param(resume_entry(resume_json(token="")), "engine_resume needs a token and a contact",
                      id="resume-empty-token"),
-        pytest.param(resume_entry(resume_json(contact="")), "engine_resume needs a token, a run_id and a contact",
+        pytest.param(resume_entry(resume_json(contact="")), "engine_resume needs a token and a contact",
                      id="resume-empty-contact"),
-        pytest.param(resume_entry(resume_json(run_id=5)),
-                     "engine_resume must be [reason, token, run_id, org_id, channel_id, contact]",
+        pytest.param(resume_entry(resume_json(org=5)),
+                     "engine_resume must be [reason, token, org_id, channel_id, contact]",
                      id="resume-number"),
         pytest.param(resume_entry("{"), "engine_resume is not valid JSON", id="resume-not-json"),
-        pytest.param(resume_entry("{}"), "engine_resume must be [reason, token, run_id, org_id, channel_id, contact]",
+        pytest.param(resume_entry("{}"), "engine_resume must be [reason, token, org_id, channel_id, contact]",
                      id="resume-object"),
     ],
 )

@@ -19,9 +19,7 @@ def message(text: str, key: str = "1700000000000-0/0") -> Message:
 
 
 def resume_of(outcome: Outcome) -> Resume:
-    timer = outcome.timers_add[0]
-    return Resume(f"timer:{timer.token}", timer.org_id, timer.channel_id, timer.contact, timer.run_id, timer.token,
-                  timer.reason)
+    return outcome.timers_add[0].resume()
 
 
 def test_a_replayed_event_yields_the_same_outcome_and_ids() -> None:

@@ -18,12 +18,21 @@ def _flat(fields: Mapping[str, str]) -> list[str]:
     return [part for item in fields.items() for part in item]
 
 
+# A wait is stored as a JSON array in this order: compact, as a million may be pending.
+WAIT_FIELDS = ("run_id", "flow_id", "flow_version", "path", "index", "kind", "token", "due_ms", "trigger_text",
+               "intent")
+
+
 def dump_wait(wait: WaitState) -> str:
-    return json.dumps(wait.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    fields = wait.to_dict()
+    return json.dumps([fields[name] for name in WAIT_FIELDS], ensure_ascii=False, separators=(",", ":"))
 
 
 def load_wait(raw: str | None) -> WaitState | None:
-    return None if raw is None else WaitState.from_dict(json.loads(raw))
+    if raw is None:
+        return None
+    value = json.loads(raw)
+    return WaitState.from_dict(dict(zip(WAIT_FIELDS, value, strict=True)) if isinstance(value, list) else value)
 
 
 def outcome_ops(

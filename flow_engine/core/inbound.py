@@ -41,7 +41,6 @@ class Resume:
     org_id: str
     channel_id: str
     contact: str
-    run_id: str
     token: str
     reason: Literal["delay", "timeout"]
 
@@ -173,24 +172,23 @@ def _simple_event(stream_id: str, body: Mapping[str, Any], org_id: str, channel_
 
 
 def _resume_event(raw: str, org_id: str, channel_id: str) -> Event:
-    """A timer published by the timer loop: [reason, token, run_id, org_id, channel_id, contact]."""
+    """A timer published by the timer loop: [reason, token, org_id, channel_id, contact]."""
     try:
         timer = json.loads(raw)
     except (ValueError, RecursionError):
         raise InvalidPayload("engine_resume is not valid JSON") from None
-    if not (isinstance(timer, list) and len(timer) == 6 and all(isinstance(part, str) for part in timer)):
-        raise InvalidPayload("engine_resume must be [reason, token, run_id, org_id, channel_id, contact]")
-    reason, token, run_id, timer_org, timer_channel, contact = timer
+    if not (isinstance(timer, list) and len(timer) == 5 and all(isinstance(part, str) for part in timer)):
+        raise InvalidPayload("engine_resume must be [reason, token, org_id, channel_id, contact]")
+    reason, token, timer_org, timer_channel, contact = timer
     if reason not in ("delay", "timeout"):
         raise InvalidPayload(f'engine_resume reason must be "delay" or "timeout", got {json.dumps(reason)}')
-    if not token or not run_id or not contact:
-        raise InvalidPayload("engine_resume needs a token, a run_id and a contact")
+    if not token or not contact:
+        raise InvalidPayload("engine_resume needs a token and a contact")
     return Resume(
         key=f"timer:{token}",
         org_id=timer_org or org_id,
         channel_id=timer_channel or channel_id,
         contact=contact,
-        run_id=run_id,
         token=token,
         reason="delay" if reason == "delay" else "timeout",
     )

@@ -63,12 +63,11 @@ class _Execution:
         run_id: str,
         intent: str,
         text: str,
-        started_ms: int,
         wait_before: WaitState | None,
         timers_cancel: tuple[Timer, ...] = (),
     ) -> None:
         self.flow, self.event, self.now_ms = flow, event, now_ms
-        self.run_id, self.intent, self.text, self.started_ms = run_id, intent, text, started_ms
+        self.run_id, self.intent, self.text = run_id, intent, text
         self.wait_before, self.timers_cancel = wait_before, timers_cancel
         self.phone = contact.phone or event.contact
         self.new_name = _new_name(event, contact)
@@ -157,7 +156,7 @@ class _Execution:
     def pause(
         self, path: str, index: int, kind: Literal["reply", "delay"], after_ms: int | None, step: WaitForReply | None
     ) -> Outcome:
-        token = derive(self.event.key, "timer")
+        token = derive(self.event.key, "timer", size_bytes=8)  # short: it is kept twice per pending wait
         due_ms = None if after_ms is None else self.now_ms + after_ms
         wait = WaitState(
             run_id=self.run_id,
@@ -170,7 +169,6 @@ class _Execution:
             due_ms=due_ms,
             trigger_text=self.text,
             intent=self.intent,
-            started_ms=self.started_ms,
         )
         timers = () if due_ms is None else (timer_of(wait, self.event),)
         waiting_for: dict[str, Any] = {"kind": kind, "step": f"{path}:{index}", "token": token, "due_ms": due_ms}
@@ -261,7 +259,7 @@ def _start(flow: Flow | None, event: Message, contact: Contact, now_ms: int, fal
     intent, path = route(flow, event.text) if flow is not None else (classify(event.text), None)
     execution = _Execution(
         flow or Flow((), {}, ()), event, contact, now_ms, run_id=run_id, intent=intent, text=event.text,
-        started_ms=now_ms, wait_before=None,
+        wait_before=None,
     )
     if path is not None:
         return execution.run_from(path, 0)
@@ -315,7 +313,7 @@ def _continue(
     cancel = (timer_of(wait, event),) if reply is not None and wait.due_ms is not None else ()
     execution = _Execution(
         flow, event, contact, now_ms, run_id=wait.run_id, intent=wait.intent,
-        text=reply.text if reply is not None else wait.trigger_text, started_ms=wait.started_ms,
+        text=reply.text if reply is not None else wait.trigger_text,
         wait_before=wait, timers_cancel=cancel,
     )
     step = _step_at(flow, wait)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flow_engine.core.inbound import Resume
+
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -90,8 +92,12 @@ class Timer:
 
     def member(self) -> str:
         """The timer's ZSET member, also the `engine_resume` field it is published with:
-        [reason, token, run_id, org_id, channel_id, contact]. Compact, as a million may be pending."""
-        return _json([self.reason, self.token, self.run_id, self.org_id, self.channel_id, self.contact])
+        [reason, token, org_id, channel_id, contact]. Compact, as a million may be pending."""
+        return _json([self.reason, self.token, self.org_id, self.channel_id, self.contact])
+
+    def resume(self) -> Resume:
+        """The event this timer becomes when it is due."""
+        return Resume(f"timer:{self.token}", self.org_id, self.channel_id, self.contact, self.token, self.reason)
 
     def resume_fields(self) -> dict[str, str]:
         """The nf:incoming entry the timer loop publishes when the timer is due."""
@@ -118,7 +124,6 @@ class WaitState:
     due_ms: int | None  # None: a reply wait without timeout
     trigger_text: str  # {{message.text}} after a delay
     intent: str
-    started_ms: int
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,7 +137,6 @@ class WaitState:
             "due_ms": self.due_ms,
             "trigger_text": self.trigger_text,
             "intent": self.intent,
-            "started_ms": self.started_ms,
         }
 
     @classmethod
@@ -148,7 +152,6 @@ class WaitState:
             due_ms=None if raw.get("due_ms") is None else int(raw["due_ms"]),
             trigger_text=str(raw.get("trigger_text", "")),
             intent=str(raw.get("intent", "default")),
-            started_ms=int(raw.get("started_ms", 0)),
         )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from flow_engine.core.graph import Flow
-from flow_engine.core.inbound import Event, Message, Resume
+from flow_engine.core.inbound import Event, Message
 from flow_engine.core.interpreter import interpret
 from flow_engine.core.outcome import AttributeWrite, Contact, OutboxMessage, Outcome, Timer, WaitState, WebhookEvent
 
@@ -47,11 +47,7 @@ class Simulator:
             timer = due[0]
             del self.timers[timer.token]
             self.now_ms = max(self.now_ms, timer.due_ms)
-            event = Resume(
-                key=f"timer:{timer.token}", org_id=timer.org_id, channel_id=timer.channel_id,
-                contact=timer.contact, run_id=timer.run_id, token=timer.token, reason=timer.reason,
-            )
-            happened.append(self._process(event))
+            happened.append(self._process(timer.resume()))
         self.now_ms = end_ms
         return happened
 

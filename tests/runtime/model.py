@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flow_engine.core.graph import Flow
-from flow_engine.core.inbound import Event, Message, Resume
+from flow_engine.core.inbound import Event, Message
 from flow_engine.core.interpreter import interpret
 from flow_engine.core.outcome import AttributeWrite, Contact, Timer, WaitState
 
@@ -34,8 +34,7 @@ class ContactModel:
         while self.timers:
             timer = min(self.timers.values(), key=lambda t: t.due_ms)
             del self.timers[timer.token]
-            self._run(Resume(f"timer:{timer.token}", timer.org_id, timer.channel_id, timer.contact, timer.run_id,
-                             timer.token, timer.reason))
+            self._run(timer.resume())
 
     def _run(self, event: Event) -> None:
         outcome = interpret(self.flow, event, self.wait, Contact(self.phone, "", self.attributes), 0)

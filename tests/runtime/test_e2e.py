@@ -114,7 +114,7 @@ def test_delays_fire_within_100_ms_of_due(stack: Stack) -> None:
     due_ms = {}  # contact -> due time of its delay, from the resume entries the timer loop published
     for _id, fields in stack.redis.xrange(INCOMING):
         if fields.get("org_id") == org and "engine_resume" in fields:
-            due_ms[json.loads(fields["engine_resume"])[5]] = int(fields["due_ms"])
+            due_ms[json.loads(fields["engine_resume"])[4]] = int(fields["due_ms"])
     lateness = [written_ms[(p, "b")] - due_ms[p] for p in phones]
     assert all(0 <= late <= 100 for late in lateness), lateness
     gaps = [written_ms[(p, "b")] - written_ms[(p, "a")] for p in phones]

@@ -47,7 +47,7 @@ BAD: dict[str, tuple[Callable[[str], dict[str, str | bytes]], str | None]] = {
     "nested-10000": (lambda org: {"org_id": org, "payload": deep(10_000)}, "payload is not valid JSON: "),
     "invalid-utf8": (lambda org: {"org_id": org, "payload": b'{"text": "\xff\xfe", "contact": {"phone": "1"}}'},
                      "entry is not valid UTF-8 (invalid start byte at byte"),
-    "bad-resume": (lambda org: {"org_id": org, "engine_resume": '["later", "t", "r", "o", "c", "p"]'},
+    "bad-resume": (lambda org: {"org_id": org, "engine_resume": '["later", "t", "o", "c", "p"]'},
                    'engine_resume reason must be "delay" or "timeout", got "later"'),
     "status-receipt": (lambda org: {"org_id": org, "payload": json.dumps({"entry": [{"changes": [{"value": {
         "statuses": [{"id": "wamid.X", "status": "delivered"}]}}]}]})}, None),

@@ -60,8 +60,8 @@ def test_200_replies_arriving_at_their_timeout_instant_each_resolve_once(stack: 
     due_by_phone = {}
     for member, score in stack.redis.zrange("nf:incoming:scheduled", 0, -1, withscores=True):
         timer = json.loads(member)
-        if timer[3] == org:
-            due_by_phone[timer[5]] = score / 1000
+        if timer[2] == org:
+            due_by_phone[timer[4]] = score / 1000
     assert len(due_by_phone) == 200
     for phone in sorted(phones, key=due_by_phone.__getitem__):
         time.sleep(max(0.0, due_by_phone[phone] - time.time()))

@@ -2,7 +2,7 @@
 -- (DESIGN invariant 4), so several timer loops never publish one timer twice.
 -- KEYS[1] timers zset   KEYS[2] incoming stream
 -- ARGV[1] now ms   ARGV[2] most timers to move
--- A member is the JSON array [reason, token, run_id, org_id, channel_id, contact].
+-- A member is the JSON array [reason, token, org_id, channel_id, contact].
 -- Returns {timers moved, due ms of the earliest left or false, lateness ms of each moved...}
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
 local result = {0, false}
@@ -10,8 +10,8 @@ for i = 1, #due, 2 do
   local member, score = due[i], due[i + 1]
   local ok, timer = pcall(cjson.decode, member)
   if ok and type(timer) == 'table' then
-    redis.call('XADD', KEYS[2], '*', 'source', 'engine', 'org_id', tostring(timer[4]),
-      'channel_id', tostring(timer[5]), 'engine_resume', member, 'due_ms', score)
+    redis.call('XADD', KEYS[2], '*', 'source', 'engine', 'org_id', tostring(timer[3]),
+      'channel_id', tostring(timer[4]), 'engine_resume', member, 'due_ms', score)
   else
     redis.call('XADD', KEYS[2], '*', 'source', 'engine', 'engine_resume', member, 'due_ms', score)
   end
