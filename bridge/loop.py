@@ -8,7 +8,6 @@ The handoff script is fenced by the lease: a bridge that lost it cannot hand any
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -116,13 +115,13 @@ class Bridge:
             ):
                 metrics.dlq.labels("invalid-payload").inc()
                 metrics.errors.labels("invalid-payload").inc()
-        if not routed.handoffs:
+        if not routed.handoff_args:
             self.renew()  # only invalid entries or none: the handoff script did not extend the lease
             return
         result = self.scripts.handoff(
             keys=[INCOMING, BRIDGE_LEASE, STATS],
             args=[self.settings.group, self.token, self.lease_ms(), self.settings.dedupe_ttl_s, now_ms(),
-                  LANE_PREFIX, json.dumps(routed.handoffs, ensure_ascii=False, separators=(",", ":"))],
+                  LANE_PREFIX, *routed.handoff_args],
         )
         self.handed_on += int(result[0])
         metrics.handed_on.inc(int(result[0]))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from flow_engine.adapters import lanes as lane_items
 from flow_engine.core.inbound import InvalidPayload, Message, lane_key, parse_entry
 
 
@@ -15,15 +15,11 @@ def lane_of(org_id: str, channel_id: str, contact: str, lanes: int) -> int:
     return zlib.crc32(f"{org_id}\x1f{channel_id}\x1f{contact}".encode()) % lanes
 
 
-def lane_item(stream_id: str, index: int, fields: Mapping[str, str]) -> str:
-    """What a lane holds for one event: the entry's id and fields (kept for the DLQ) and its index."""
-    return json.dumps({"s": stream_id, "i": index, "f": fields}, ensure_ascii=False, separators=(",", ":"))
-
-
 @dataclass
 class Routed:
-    # [[stream id, [[lane, item, seen key or ""], ...]], ...]: the handoff script's input
-    handoffs: list[list[object]] = field(default_factory=list)
+    # The handoff script's arguments: per entry its stream id, its event count, then each event's
+    # lane, item and seen key ("" when there is no WhatsApp message id to check).
+    handoff_args: list[str | int] = field(default_factory=list)
     # (stream id, fields, reason): entries for the DLQ
     invalid: list[tuple[str, dict[bytes, bytes], str]] = field(default_factory=list)
     events: int = 0
@@ -50,12 +46,12 @@ def route(
             routed.invalid.append((stream_id, dict(raw_fields), str(exc)))
             continue
         replay = "replay_index" in fields  # a DLQ replay is meant to run again: no duplicate check
-        pushes: list[list[object]] = []
+        routed.handoff_args += [stream_id, len(events)]
         for index, event in enumerate(events):
             seen = ""
             if isinstance(event, Message) and event.wa_message_id and not replay:
                 seen = seen_key(event.org_id, event.wa_message_id)
-            pushes.append([lane_of(*lane_key(event), lanes), lane_item(stream_id, index, fields), seen])
-        routed.handoffs.append([stream_id, pushes])
-        routed.events += len(pushes)
+            lane = lane_of(*lane_key(event), lanes)
+            routed.handoff_args += [lane, lane_items.encode(stream_id, index, event), seen]
+        routed.events += len(events)
     return routed

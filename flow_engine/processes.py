@@ -56,6 +56,7 @@ def run_bridge() -> None:
     settings = load_settings_or_exit()
     start("bridge", settings)
     from bridge.loop import Bridge
+    from flow_engine import tasks  # noqa: F401 - loaded now, not on the first enqueue of a busy moment
 
     stop = stop_on_signals()
     logging.getLogger("flow_engine.bridge").info("bridge %s starting", settings.consumer)
@@ -65,6 +66,7 @@ def run_bridge() -> None:
 def run_scheduler() -> None:
     settings = load_settings_or_exit()
     start("scheduler", settings)
+    from flow_engine import tasks  # noqa: F401 - loaded now, not on the first re-arm
     from flow_engine.scheduler import TimerLoop
 
     stop = stop_on_signals()

@@ -8,9 +8,10 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from flow_engine import metrics
+from flow_engine.adapters import lanes
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
@@ -18,7 +19,7 @@ from flow_engine.adapters.keys import DLQ, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
 from flow_engine.core.ids import derive
-from flow_engine.core.inbound import Event, InvalidPayload, Message, parse_entry
+from flow_engine.core.inbound import Event, Message
 from flow_engine.core.interpreter import interpret
 from flow_engine.core.outcome import AttributeWrite, WaitState
 from flow_engine.settings import Settings
@@ -36,26 +37,6 @@ class LaneFailure(Exception):
     def __init__(self, cause: BaseException, progressed: bool) -> None:
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.progressed = progressed  # events before the failing one were committed
-
-
-@dataclass(frozen=True)
-class Item:
-    """One lane entry: an event and where it came from (kept for the DLQ)."""
-
-    stream_id: str
-    index: int
-    fields: dict[str, str]
-
-    @classmethod
-    def decode(cls, raw: str) -> Item:
-        data = json.loads(raw)
-        return cls(data["s"], data["i"], data["f"])
-
-    def event(self) -> Event:
-        events = parse_entry(self.stream_id, self.fields)
-        if self.index >= len(events):
-            raise InvalidPayload(f"entry {self.stream_id} has no event {self.index}")
-        return events[self.index]
 
 
 class Runtime:
@@ -113,14 +94,8 @@ class Runtime:
         """Run `raw` (the lane's head) and commit; returns the events left, or -1 if fenced out."""
         started = time.perf_counter()
         ops: list[Op] = []
-        work: list[tuple[Item, Event]] = []
         timestamp = now_ms()
-        for item in map(Item.decode, raw):
-            try:
-                work.append((item, item.event()))
-            except InvalidPayload as exc:  # the bridge checked it; only a hand-edited lane gets here
-                ops.append(["x", DLQ, dlq_entry(item.fields, error="invalid-payload", detail=str(exc), retries=0,
-                                                source_id=item.stream_id, failed_at_ms=timestamp)])
+        work = [(item, item.event) for item in map(lanes.decode, raw)]
         waits = self._waits([event for _, event in work])
         contacts: dict[tuple[str, str], StoredContact] = {}
         for org_id in {event.org_id for _, event in work}:
@@ -144,7 +119,12 @@ class Runtime:
                 stored.contact = replace(contact, attributes={**contact.attributes, **writes},
                                          name=outcome.contact_name or contact.name)
             applied.append(Applied(event.org_id, event.channel_id, event.contact, outcome))
-            ops.extend(outcome_ops(self.keys, event, outcome, (item.stream_id, item.index, item.fields), timestamp))
+            ops.extend(outcome_ops(self.keys, event, outcome))
+            if outcome.failure is not None:
+                ops.append(["x", DLQ, dlq_entry(
+                    lanes.source_fields(self.redis, item), error=outcome.failure.code, detail=outcome.failure.detail,
+                    retries=0, source_id=item.stream_id, failed_at_ms=timestamp, event_index=item.index,
+                    event_key=event.key)])
         apply_outcomes(self.engine, applied, contacts)  # idempotent, so it may run again after a crash
         left = self._commit(lane, token, len(raw), ops, timestamp)
         if left >= 0:
@@ -180,14 +160,10 @@ class Runtime:
             if not head:
                 self._commit(lane, token, 0, [], now_ms())
                 return False
-            item = Item.decode(head[0])
-            try:
-                key: str | None = item.event().key
-            except InvalidPayload:
-                key = None
-            entry = dlq_entry(item.fields, error="max-retries-exceeded", detail=detail, retries=retries,
-                              source_id=item.stream_id, failed_at_ms=now_ms(),
-                              event_index=item.index if key else None, event_key=key)
+            item = lanes.decode(head[0])
+            entry = dlq_entry(lanes.source_fields(self.redis, item), error="max-retries-exceeded", detail=detail,
+                              retries=retries, source_id=item.stream_id, failed_at_ms=now_ms(), event_index=item.index,
+                              event_key=item.event.key)
             self._commit(lane, token, 1, [["x", DLQ, entry]], now_ms())
             return True
         finally:
@@ -197,11 +173,8 @@ class Runtime:
         """A retry of the lane is scheduled for `until_ms`: the stall sweep counts from then."""
         self.redis.set(Keys.lane_armed(lane), until_ms)
 
-    def lock_ttl_ms(self, lane: int) -> int:
-        return max(int(self.redis.pttl(Keys.lane_lock(lane))), 0)
 
-
-def _count(work: list[tuple[Item, Event]], applied: list[Applied], ops: list[Op], started: float) -> None:
+def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: list[Op], started: float) -> None:
     """Metrics of one committed batch."""
     written_ms = now_ms()
     metrics.incoming_processed.inc(len(work))
@@ -219,7 +192,7 @@ def _count(work: list[tuple[Item, Event]], applied: list[Applied], ops: list[Op]
     metrics.processing_seconds.observe(time.perf_counter() - started)
 
 
-def _log(work: list[tuple[Item, Event]], applied: list[Applied]) -> None:
+def _log(work: list[tuple[lanes.Item, Event]], applied: list[Applied]) -> None:
     """Failed runs at WARNING, every event at DEBUG; ids only, never texts or phone numbers."""
     debug = log.isEnabledFor(logging.DEBUG)
     for (_item, event), done in zip(work, applied, strict=True):

@@ -46,9 +46,8 @@ def process_lane(self: Any, lane: int, attempt: int = 0) -> str:
             from None
     if result == "yield":
         enqueue(lane)
-    elif result == "busy":
-        # Another worker holds the lane, or a dead one still does until its lock expires.
-        enqueue(lane, countdown_s=max(rt.lock_ttl_ms(lane), 100) / 1000)
+    # "busy": another worker holds the lane and drains it. Were that worker dead, its lock expires
+    # and the timer loop's sweep re-arms the lane.
     return result
 
 

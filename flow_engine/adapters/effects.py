@@ -6,8 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flow_engine.adapters.dlq import dlq_entry
-from flow_engine.adapters.keys import DLQ, OUTBOX, WEBHOOKS, Keys
+from flow_engine.adapters.keys import OUTBOX, WEBHOOKS, Keys
 from flow_engine.core.inbound import Event
 from flow_engine.core.outcome import OutboxMessage, Outcome, WaitState, WebhookEvent
 
@@ -35,10 +34,8 @@ def load_wait(raw: str | None) -> WaitState | None:
     return WaitState.from_dict(dict(zip(WAIT_FIELDS, value, strict=True)) if isinstance(value, list) else value)
 
 
-def outcome_ops(
-    keys: Keys, event: Event, outcome: Outcome, source: tuple[str, int, Mapping[str, str]], now_ms: int
-) -> list[Op]:
-    """Everything `outcome` changes in Redis. `source` is (stream id, index, fields) of the event."""
+def outcome_ops(keys: Keys, event: Event, outcome: Outcome) -> list[Op]:
+    """Everything `outcome` changes in Redis (its DLQ entry, if it failed, is the caller's)."""
     ops: list[Op] = []
     for effect in outcome.effects:
         if isinstance(effect, OutboxMessage):
@@ -50,9 +47,4 @@ def outcome_ops(
         ops.append(["u", wait_key] if outcome.wait_after is None else ["w", wait_key, dump_wait(outcome.wait_after)])
     ops.extend(["r", timer.member()] for timer in outcome.timers_cancel)
     ops.extend(["z", str(timer.due_ms), timer.member()] for timer in outcome.timers_add)
-    if outcome.failure is not None:
-        stream_id, index, fields = source
-        entry = dlq_entry(fields, error=outcome.failure.code, detail=outcome.failure.detail, retries=0,
-                          source_id=stream_id, failed_at_ms=now_ms, event_index=index, event_key=event.key)
-        ops.append(["x", DLQ, entry])
     return ops

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from bridge.routing import lane_item
+from flow_engine.adapters import lanes
 from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
+from flow_engine.core.inbound import Message
 from flow_engine.core.outcome import Timer
 
 GROUP = "engine"
@@ -36,8 +37,11 @@ def read(r: Any, count: int = 100) -> list[tuple[str, dict[str, str]]]:
 
 
 def handoff(scripts: Scripts, token: str, entries: list[list[Any]], now: int = 1000) -> list[int]:
-    result = scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS],
-                             args=[GROUP, token, 5000, 3600, now, LANE_PREFIX, json.dumps(entries)])
+    flat: list[Any] = []
+    for stream_id, pushes in entries:
+        flat += [stream_id, len(pushes), *(part for push in pushes for part in push)]
+    args = [GROUP, token, 5000, 3600, now, LANE_PREFIX, *flat]
+    result = scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS], args=args)
     return [int(x) for x in result]
 
 
@@ -159,5 +163,17 @@ def test_sweep_rearms_lanes_with_events_and_no_live_worker(r: Any, scripts: Scri
     assert r.get(Keys.lane_armed(0)) == "10000"
 
 
-def test_lane_items_keep_the_entry_for_the_dlq() -> None:
-    assert json.loads(lane_item("1-0", 2, {"payload": "ñ"})) == {"s": "1-0", "i": 2, "f": {"payload": "ñ"}}
+def test_lane_items_carry_the_parsed_event_and_where_it_came_from() -> None:
+    message = Message("1-0/2", "acme", "ch", "521", "ñandú", "Ana", "wamid.1", None, "text")
+    resume = Timer("tok", 5, "acme", "ch", "521", "run", "delay").resume()
+    for event in (message, resume):
+        assert lanes.decode(lanes.encode("1-0", 2, event)) == lanes.Item("1-0", 2, event)
+
+
+def test_the_source_of_a_lane_item_is_its_stream_entry(r: Any) -> None:
+    entry_id = r.xadd(INCOMING, {"org_id": "acme", "payload": "{}"})
+    item = lanes.Item(entry_id, 0, Message(f"{entry_id}/0", "acme", "ch", "521", "x"))
+    assert lanes.source_fields(r, item) == {"org_id": "acme", "payload": "{}"}
+    r.xdel(INCOMING, entry_id)
+    assert lanes.source_fields(r, item) == {"org_id": "acme", "channel_id": "ch",
+                                            "trimmed": "original entry no longer in stream"}

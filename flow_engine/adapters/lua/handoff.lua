@@ -2,7 +2,8 @@
 -- An entry whose XACK returns 0 was handed on before (a re-read after a crash): it is skipped.
 -- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] stats hash
 -- ARGV[1] group   ARGV[2] lease token   ARGV[3] lease ttl ms   ARGV[4] dedupe ttl s   ARGV[5] now ms
--- ARGV[6] lane key prefix   ARGV[7] JSON [[stream id, [[lane, item, seen key or ""], ...]], ...]
+-- ARGV[6] lane key prefix   ARGV[7..] per entry: stream id, event count N, then N times lane, item, seen
+--   key or "" (flat arguments: the items are JSON already, encoding them again would only cost time)
 -- Returns {events pushed, duplicates dropped, entries without events (status receipts),
 --          lane numbers that were armed (need a worker)...}
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then
@@ -10,25 +11,29 @@ if redis.call('GET', KEYS[2]) ~= ARGV[2] then
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 local result = {0, 0, 0}
-for _, entry in ipairs(cjson.decode(ARGV[7])) do
-  if redis.call('XACK', KEYS[1], ARGV[1], entry[1]) == 1 then
-    if #entry[2] == 0 then
-      result[3] = result[3] + 1
-    end
-    for _, event in ipairs(entry[2]) do
-      local lane, item, seen = event[1], event[2], event[3]
-      if seen ~= '' and not redis.call('SET', seen, '1', 'NX', 'EX', ARGV[4]) then
-        result[2] = result[2] + 1
-      else
-        local key = ARGV[6] .. lane
-        redis.call('RPUSH', key, item)
-        result[1] = result[1] + 1
-        if redis.call('SET', key .. ':armed', ARGV[5], 'NX') then
-          table.insert(result, lane)
-        end
+local i = 7
+while i <= #ARGV do
+  local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1
+  local count = tonumber(ARGV[i + 1])
+  if acked and count == 0 then
+    result[3] = result[3] + 1
+  end
+  for j = 0, count - 1 do
+    local lane, item, seen = ARGV[i + 2 + 3 * j], ARGV[i + 3 + 3 * j], ARGV[i + 4 + 3 * j]
+    if not acked then
+      -- handed on before (read again after a crash): skip
+    elseif seen ~= '' and not redis.call('SET', seen, '1', 'NX', 'EX', ARGV[4]) then
+      result[2] = result[2] + 1
+    else
+      local key = ARGV[6] .. lane
+      redis.call('RPUSH', key, item)
+      result[1] = result[1] + 1
+      if redis.call('SET', key .. ':armed', ARGV[5], 'NX') then
+        table.insert(result, tonumber(lane))
       end
     end
   end
+  i = i + 2 + 3 * count
 end
 if result[2] > 0 then
   redis.call('HINCRBY', KEYS[3], 'duplicates', result[2])

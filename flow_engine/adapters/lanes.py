@@ -1,0 +1,48 @@
+"""What a lane holds: one event, already parsed by the bridge, compact, with where it came from.
+
+The original entry stays in nf:incoming (the engine acknowledges entries, it does not delete them),
+so the rare event that goes to the DLQ is looked up there instead of being carried along."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flow_engine.adapters.keys import INCOMING
+from flow_engine.adapters.scripts import RedisClient
+from flow_engine.core.inbound import Event, Message, Resume
+
+
+@dataclass(frozen=True)
+class Item:
+    stream_id: str  # the nf:incoming entry
+    index: int  # which event of that entry
+    event: Event
+
+
+def encode(stream_id: str, index: int, event: Event) -> str:
+    if isinstance(event, Message):
+        body: list[object] = ["m", event.key, event.org_id, event.channel_id, event.contact, event.text, event.name,
+                              event.wa_message_id, event.reply_id, event.kind]
+    else:
+        body = ["r", event.key, event.org_id, event.channel_id, event.contact, event.token, event.reason]
+    return json.dumps([stream_id, index, body], ensure_ascii=False, separators=(",", ":"))
+
+
+def decode(raw: str) -> Item:
+    stream_id, index, body = json.loads(raw)
+    if body[0] == "m":
+        _, key, org, channel, contact, text, name, wa_id, reply_id, kind = body
+        return Item(stream_id, index, Message(key, org, channel, contact, text, name, wa_id, reply_id, kind))
+    _, key, org, channel, contact, token, reason = body
+    return Item(stream_id, index, Resume(key, org, channel, contact, token, reason))
+
+
+def source_fields(client: RedisClient, item: Item) -> Mapping[str, str]:
+    """The original nf:incoming entry of `item`, for its DLQ entry (a stand-in if it was trimmed)."""
+    entries = client.xrange(INCOMING, min=item.stream_id, max=item.stream_id)
+    if entries:
+        return dict(entries[0][1])
+    event = item.event
+    return {"org_id": event.org_id, "channel_id": event.channel_id, "trimmed": "original entry no longer in stream"}
