@@ -347,22 +347,6 @@ def test_graph_nested_10000_levels_is_one_problem() -> None:
     assert validate(graph) == ["graph: nested deeper than the limit of 64 levels"]
 
 
-def test_broken_example_lists_every_problem_with_its_location() -> None:
-    assert validate(load_graph("broken.json")) == [
-        'nodes[0].map.pricing: path "missing_path" does not exist',
-        'paths.main[0]: send_text requires "text" (a string)',
-        'paths.main[1]: unknown step type "escalate"',
-        'paths.main[2].pattern: invalid regex "([a-z]+": missing ): ([a-z]+',
-        "paths.main[2].seconds: must be a non-negative number, got -5",
-        'paths.main[3]: delay requires a duration: one of "seconds", "sec", "ms"',
-    ]
-
-
-@pytest.mark.parametrize("name", ["shop_demo.json", "verification_code.json"])
-def test_example_flows_are_valid(name: str) -> None:
-    assert validate(load_graph(name)) == []
-
-
 # --- (b) interpret never raises on a valid flow; every event shows ------------------------------
 
 
