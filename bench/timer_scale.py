@@ -109,7 +109,7 @@ class Waits:
         """((wait key, value), (timer member, due ms), outcome) of wait i when it is due at `due_ms`."""
         outcome = self.outcome(i, due_ms - self.timeout_ms)
         wait = timer = None
-        for op in outcome_ops(self.keys, self.message(i), outcome, (f"{self.base_ms}-{i}", 0, {}), due_ms):
+        for op in outcome_ops(self.keys, self.message(i), outcome):
             if op[0] == "w":
                 wait = (op[1], op[2])
             elif op[0] == "z":

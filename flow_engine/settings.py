@@ -34,7 +34,7 @@ class Settings:
     metrics_port: int | None = None
     lanes: int = 16  # the most worker processes that can work at once; fewer lanes, bigger batches
     read_batch: int = 200  # entries per XREADGROUP of the bridge
-    lane_batch: int = 100  # events per lane transaction of a worker
+    lane_batch: int = 400  # most events per lane transaction of a worker (batches form only under load)
     lock_ttl_ms: int = 10_000  # a lane whose worker died is free again after this
     stall_ms: int = 5_000  # an armed lane with events and no holder for this long is re-armed
     claim_idle_ms: int = 10_000  # the bridge lease; entries of a bridge silent this long are claimed
