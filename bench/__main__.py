@@ -21,7 +21,7 @@ The benchmarks (each module's docstring says exactly what is measured), with the
   timers        bench/timers.py                       BENCH_TIMER_DELAYS (10,000), BENCH_TIMER_FLOWS (50),
                 BENCH_TIMER_SPREAD_S (20), BENCH_TIMER_ROUNDS (3), BENCH_TIMER_SEED (6)
   timer_scale   bench/timer_scale.py                  BENCH_SCALE_WAITS (1,000,000), BENCH_SCALE_DUE (100,000),
-                BENCH_SCALE_ROUNDS (3), BENCH_SCALE_LEAD_MS (5,000)
+                BENCH_SCALE_ROUNDS (3), BENCH_SCALE_LEAD_MS (30,000)
 
 A small run: BENCH_EVENTS=10000 BENCH_ROUNDS=1 BENCH_MESSAGES=5000 BENCH_NAIVE_MESSAGES=1000
 BENCH_DIRECT_MESSAGES=5000 BENCH_LATENCY_MESSAGES=300 BENCH_LATENCY_ROUNDS=1 BENCH_TIMER_DELAYS=1000

@@ -18,7 +18,7 @@ counter it keeps. So the wait value and the timer member are whatever the engine
 2. Simultaneous timeouts (BENCH_SCALE_ROUNDS rounds, default 3, each with another BENCH_SCALE_DUE
    waits of the million, default 100,000). Their flow_runs rows are inserted (status running, as the
    paused runs would have them), then their wait value and timer are rewritten with one due moment T
-   (BENCH_SCALE_LEAD_MS after now, default 5,000, enough to write them all first) and the timer loop is
+   (BENCH_SCALE_LEAD_MS after now, default 30,000, enough to write them all first) and the timer loop is
    woken (fe:timers:wake, as a worker adding an earlier timer does). The clock starts at T. Fired: the
    stream-id ms of the last resume entry the timer loop publishes on nf:incoming - T. Processed: the
    stream-id ms of the last of the expected nf:outbox entries (the "expired" text) - T. Checked: exactly
@@ -243,7 +243,7 @@ def run() -> dict[str, Any]:
     count = int(os.environ.get("BENCH_SCALE_WAITS", "1000000"))
     due = int(os.environ.get("BENCH_SCALE_DUE", "100000"))
     rounds = int(os.environ.get("BENCH_SCALE_ROUNDS", "3"))
-    lead_ms = int(os.environ.get("BENCH_SCALE_LEAD_MS", "5000"))
+    lead_ms = int(os.environ.get("BENCH_SCALE_LEAD_MS", "30000"))
     if due * rounds > count:
         raise RuntimeError(f"BENCH_SCALE_DUE x BENCH_SCALE_ROUNDS ({due * rounds:,}) > BENCH_SCALE_WAITS ({count:,})")
     with fresh_stack("timer_scale") as stack:

@@ -12,6 +12,7 @@ from bridge.routing import lane_of
 from flow_engine.adapters.keys import DLQ
 from flow_engine.adapters.scripts import connect
 from flow_engine.devstack import Stack
+from flow_engine.settings import Settings
 from tests.runtime.conftest import new_org
 
 
@@ -41,8 +42,8 @@ def test_a_poison_event_is_dead_lettered_and_its_lane_goes_on_in_order(poisoned:
     org = new_org()
     poisoned.load_flow(org, {"nodes": [], "paths": {"path_default": [
         {"type": "action", "action": "send_text", "text": "eco {{message.text}}"}]}})
-    lane = lane_of(org, "ch1", "5215550666", 64)
-    neighbour = next(p for n in range(100_000) if lane_of(org, "ch1", p := f"52156{n:05d}", 64) == lane)
+    lane = lane_of(org, "ch1", "5215550666", Settings.lanes)
+    neighbour = next(p for n in range(100_000) if lane_of(org, "ch1", p := f"52156{n:05d}", Settings.lanes) == lane)
     ids = [poisoned.send(org, neighbour, "a1"), poisoned.send(org, "5215550666", "p1"),
            poisoned.send(org, neighbour, "a2"), poisoned.send(org, neighbour, "a3")]
     poisoned.wait_outbox(org, 3, timeout_s=30)
