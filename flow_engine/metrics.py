@@ -18,7 +18,8 @@ from flow_engine.metrics_dir import MULTIPROC_ENV
 LATENCY_BUCKETS_S = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 LATENESS_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5)
 
-incoming_processed = Counter("nexia_engine_incoming_processed", "Inbound events processed by workers")
+incoming_processed = Counter("nexia_engine_incoming_processed",
+                             "Inbound contact messages processed by workers (timer resumes: sched_published)")
 outbox_published = Counter("nexia_engine_outbox_published", "Entries written to nf:outbox")
 webhooks_published = Counter("nexia_engine_webhooks_published", "Entries written to nf:webhooks")
 errors = Counter("nexia_engine_errors", "Failures while processing, by kind", ["kind"])

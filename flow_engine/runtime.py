@@ -177,7 +177,7 @@ class Runtime:
 def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: list[Op], started: float) -> None:
     """Metrics of one committed batch."""
     written_ms = now_ms()
-    metrics.incoming_processed.inc(len(work))
+    metrics.incoming_processed.inc(sum(1 for _item, event in work if isinstance(event, Message)))
     metrics.outbox_published.inc(sum(len(a.outcome.outbox) for a in applied))
     metrics.webhooks_published.inc(sum(len(a.outcome.webhooks) for a in applied))
     metrics.scheduled.inc(sum(len(a.outcome.timers_add) for a in applied))
