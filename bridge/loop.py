@@ -41,7 +41,6 @@ class Bridge:
         self.token = f"{settings.consumer}:{uuid.uuid4().hex}"
         self.leader = False
         self.must_recover = False  # entries read but maybe not handed on are pending: re-read them
-        self.handed_on = 0
 
     def ensure_group(self) -> None:
         try:
@@ -123,7 +122,6 @@ class Bridge:
             args=[self.settings.group, self.token, self.lease_ms(), self.settings.dedupe_ttl_s, now_ms(),
                   LANE_PREFIX, *routed.handoff_args],
         )
-        self.handed_on += int(result[0])
         metrics.handed_on.inc(int(result[0]))
         metrics.duplicates.inc(int(result[1]))
         metrics.ignored.inc(int(result[2]))
