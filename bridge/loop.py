@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,14 +21,12 @@ from flow_engine import metrics
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, STATS, Keys
 from flow_engine.adapters.scripts import Scripts, connect
+from flow_engine.clock import now_ms
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.bridge")
 Entry = tuple[bytes, dict[bytes, bytes]]
 
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Bridge:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,11 +12,8 @@ from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import replay_fields
 from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, STATS, Keys
 from flow_engine.adapters.scripts import RedisClient, Scripts, connect
+from flow_engine.clock import now_ms
 from flow_engine.settings import Settings
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from flow_engine.adapters.effects import Op, load_wait, outcome_ops
 from flow_engine.adapters.keys import DLQ, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
+from flow_engine.clock import now_ms
 from flow_engine.core.ids import derive
 from flow_engine.core.inbound import Event, Message
 from flow_engine.core.interpreter import interpret
@@ -26,9 +27,6 @@ from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.runtime")
 
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class LaneFailure(Exception):

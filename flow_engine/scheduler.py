@@ -6,25 +6,22 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from flow_engine import metrics
-from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, STATS, TIMER_WAKE, Keys
+from flow_engine import metrics, ops
+from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
+from flow_engine.clock import now_ms
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.scheduler")
 BATCH = 1000  # timers moved per script call, so one call never blocks Redis for long
 SWEEP_EVERY_MS = 1000
 
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -65,18 +62,10 @@ class TimerLoop:
 
     def update_gauges(self) -> None:
         """Backlog, pending waits and scheduled timers, for the whole engine (one Redis round trip)."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xinfo_groups(INCOMING)
-        pipe.hget(STATS, "waits")
-        pipe.zcard(self.keys.timers)
-        for lane in range(self.settings.lanes):
-            pipe.llen(Keys.lane(lane))
-        groups, waits, timers, *lanes = pipe.execute(raise_on_error=False)
-        found = [g for g in groups if g.get("name") == self.settings.group] if isinstance(groups, list) else []
-        group: dict[str, Any] = found[0] if found else {}
-        metrics.backlog.set(int(group.get("lag") or 0) + int(group.get("pending") or 0) + sum(lanes))
-        metrics.pending_waits.set(int(waits or 0))
-        metrics.scheduled_items.set(int(timers or 0))
+        state = ops.status(self.settings, self.redis, workers=None)
+        metrics.backlog.set((state.group_lag or 0) + state.pending + state.lanes_backlog)
+        metrics.pending_waits.set(state.waits)
+        metrics.scheduled_items.set(state.scheduled)
 
     def sleep_ms(self, tick: Tick, now: int) -> int:
         if tick.moved >= BATCH:

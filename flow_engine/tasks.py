@@ -9,7 +9,8 @@ from typing import Any
 from flow_engine import metrics
 from flow_engine import settings as settings_module
 from flow_engine.celery import app
-from flow_engine.runtime import LaneFailure, now_ms, runtime
+from flow_engine.clock import now_ms
+from flow_engine.runtime import LaneFailure, runtime
 
 log = logging.getLogger("flow_engine.tasks")
 MAX_BACKOFF_MS = 30_000

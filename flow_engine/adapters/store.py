@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, cast, func, insert, literal, or_, select, text, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from flow_engine.adapters.db import ContactRow, FlowRow, FlowRunRow, utcnow
@@ -165,7 +165,7 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
             if who in names:
                 values["name"] = names[who]
             if who in patches:
-                values["attributes"] = _merged(dialect, patches[who])
+                values["attributes"] = _sqlite_merged(patches[who])
             conn.execute(update(ContactRow).where(ContactRow.id == contacts[who].id).values(**values))
 
 
@@ -176,11 +176,8 @@ _PG_MERGE = text(
 )
 
 
-def _merged(dialect: str, patch: dict[str, Any]) -> Any:
-    """SQL for `attributes` with the keys of `patch` set, computed by the database in the UPDATE."""
-    if dialect == "postgresql":
-        current = func.coalesce(ContactRow.attributes, cast(literal("{}"), postgresql.JSONB))
-        return current.op("||")(cast(literal(json.dumps(patch)), postgresql.JSONB))
+def _sqlite_merged(patch: dict[str, Any]) -> Any:
+    """SQLite's `attributes` with the keys of `patch` set, computed by the database in the UPDATE."""
     args: list[Any] = [func.coalesce(ContactRow.attributes, "{}")]
     for key, value in patch.items():
         args += ['$."' + key.replace('"', "") + '"', func.json(json.dumps(value))]
