@@ -121,7 +121,8 @@ class Bridge:
         )
         metrics.handed_on.inc(int(result[0]))
         metrics.duplicates.inc(int(result[1]))
-        metrics.ignored.inc(int(result[2]))
+        metrics.ignored.labels("duplicate").inc(int(result[1]))
+        metrics.ignored.labels("receipt").inc(int(result[2]))
         for lane in result[3:]:
             self.enqueue(int(lane))
 

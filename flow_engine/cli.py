@@ -338,6 +338,7 @@ def status(as_json: bool, no_workers: bool) -> None:
         ("waits", f"{state.waits} runs paused"),
         ("nf:incoming:dlq", f"{state.dlq} entries"),
         ("bridge", f"led by {state.bridge}" if state.bridge else "none running"),
+        ("ignored", ", ".join(f"{reason} {count}" for reason, count in state.ignored.items()) or "none"),
     ]
     if state.workers is not None:
         names = f": {', '.join(state.workers)}" if state.workers else ""

@@ -28,7 +28,8 @@ dlq = Counter("nexia_engine_dlq", "Entries sent to nf:incoming:dlq, by error", [
 scheduled = Counter("nexia_engine_scheduled", "Timers added (delays and reply timeouts)")
 sched_published = Counter("nexia_engine_sched_published", "Due timers published to nf:incoming")
 duplicates = Counter("nexia_engine_duplicates", "Inbound messages dropped as Meta redeliveries")
-ignored = Counter("nexia_engine_ignored", "Inbound entries without messages (status receipts)")
+ignored = Counter("nexia_engine_ignored", "Events that got no answer, by reason (receipt, duplicate, no-match, ...)",
+                  ["reason"])
 handed_on = Counter("nexia_engine_handed_on", "Events handed on to lanes by the bridge")
 
 processing_seconds = Histogram("nexia_engine_processing_seconds", "Time to process one lane batch",

@@ -29,6 +29,7 @@ class Status:
     dlq: int
     bridge: str | None  # the consumer holding the bridge lease
     workers: list[str] | None  # None: not asked
+    ignored: dict[str, int]  # events that got no answer, by reason (since the stats hash was created)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -41,12 +42,13 @@ def status(settings: Settings, client: RedisClient, workers: list[str] | None) -
     pipe.xinfo_groups(INCOMING)
     pipe.zcard(keys.timers)
     pipe.zrange(keys.timers, 0, 0, withscores=True)
-    pipe.hget(STATS, "waits")
+    pipe.hgetall(STATS)
     pipe.xlen(DLQ)
     pipe.get(BRIDGE_LEASE)
     for lane in range(settings.lanes):
         pipe.llen(Keys.lane(lane))
-    length, groups, scheduled, first, waits, dlq, lease, *lanes = pipe.execute(raise_on_error=False)
+    length, groups, scheduled, first, stats, dlq, lease, *lanes = pipe.execute(raise_on_error=False)
+    stats = stats if isinstance(stats, dict) else {}
     group = next((g for g in groups if g.get("name") == settings.group), None) if isinstance(groups, list) else None
     busiest = max(range(len(lanes)), key=lanes.__getitem__, default=None)
     overdue = max(now_ms() - int(first[0][1]), 0) if first else 0
@@ -58,10 +60,12 @@ def status(settings: Settings, client: RedisClient, workers: list[str] | None) -
         busiest_lane=None if busiest is None or not lanes[busiest] else (busiest, lanes[busiest]),
         scheduled=int(scheduled),
         oldest_overdue_ms=overdue,
-        waits=int(waits or 0),
+        waits=int(stats.get("waits") or 0),
         dlq=int(dlq),
         bridge=lease.split(":", 1)[0] if lease else None,
         workers=workers,
+        ignored={name.split(":", 1)[1]: int(count) for name, count in sorted(stats.items())
+                 if name.startswith("ignored:")},
     )
 
 

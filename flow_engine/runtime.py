@@ -179,6 +179,9 @@ def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: li
     metrics.outbox_published.inc(sum(len(a.outcome.outbox) for a in applied))
     metrics.webhooks_published.inc(sum(len(a.outcome.webhooks) for a in applied))
     metrics.scheduled.inc(sum(len(a.outcome.timers_add) for a in applied))
+    for done in applied:
+        if done.outcome.ignored:
+            metrics.ignored.labels(done.outcome.ignored).inc()
     for (item, _event), done in zip(work, applied, strict=True):
         if done.outcome.outbox:
             metrics.latency_seconds.observe(max(written_ms - stream_ms(item.stream_id), 0) / 1000)

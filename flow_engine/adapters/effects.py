@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flow_engine.adapters.keys import OUTBOX, WEBHOOKS, Keys
+from flow_engine.adapters.keys import OUTBOX, WEBHOOKS, Keys, ignored_field
 from flow_engine.core.inbound import Event
 from flow_engine.core.outcome import OutboxMessage, Outcome, WaitState, WebhookEvent
 
@@ -47,4 +47,6 @@ def outcome_ops(keys: Keys, event: Event, outcome: Outcome) -> list[Op]:
         ops.append(["u", wait_key] if outcome.wait_after is None else ["w", wait_key, dump_wait(outcome.wait_after)])
     ops.extend(["r", timer.member()] for timer in outcome.timers_cancel)
     ops.extend(["z", str(timer.due_ms), timer.member()] for timer in outcome.timers_add)
+    if outcome.ignored:
+        ops.append(["h", ignored_field(outcome.ignored), 1])  # counted with the commit: once per event
     return ops

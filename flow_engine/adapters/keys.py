@@ -14,7 +14,22 @@ DLQ = "nf:incoming:dlq"
 LANE_PREFIX = "fe:lane:"  # fe:lane:{n} (list of events), fe:lane:{n}:armed, fe:lane:{n}:lock
 BRIDGE_LEASE = "fe:bridge:lease"  # the one bridge allowed to hand entries on (keeps stream order)
 TIMER_WAKE = "fe:timers:wake"  # pub/sub channel: an earlier timer was added
-STATS = "fe:stats"  # hash of counters kept by scripts (duplicates, ignored, ...)
+STATS = "fe:stats"  # hash of counters kept by scripts (duplicates, ignored:<reason>, waits)
+SECRET = "fe:secret"  # the engine's MAC key (resume and replay signatures); created once, never rotated
+
+
+def part(value: str) -> str:
+    """One part of a composite key, escaped so that parts can never run into each other: `%` and `:`
+    are percent-encoded (org "a:b" + channel "c" and org "a" + channel "b:c" stay two keys). Parts
+    without them, all real ids, are unchanged, so keys written before this escaping still match."""
+    if "%" in value or ":" in value:
+        return value.replace("%", "%25").replace(":", "%3A")
+    return value
+
+
+def ignored_field(reason: str) -> str:
+    """The stats hash field counting events ignored for `reason` (`flow-engine status` lists them)."""
+    return f"ignored:{reason}"
 
 
 @dataclass(frozen=True)
@@ -39,9 +54,9 @@ class Keys:
         return f"{LANE_PREFIX}{n}:armed"
 
     def wait(self, org_id: str, channel_id: str, contact: str) -> str:
-        return f"{self.wait_prefix}:{org_id}:{channel_id}:{contact}"
+        return f"{self.wait_prefix}:{part(org_id)}:{part(channel_id)}:{part(contact)}"
 
     @staticmethod
     def seen(org_id: str, wa_message_id: str) -> str:
         """Marks a WhatsApp message id as delivered once (48 h), to drop Meta's redeliveries."""
-        return f"fe:seen:{org_id}:{wa_message_id}"
+        return f"fe:seen:{part(org_id)}:{part(wa_message_id)}"

@@ -170,14 +170,14 @@ def test_a_whatsapp_id_seen_again_is_acknowledged_and_produces_nothing(stack: St
     org = new_org()
     stack.load_flow(org, {"nodes": [], "paths": {"path_default": [
         {"type": "action", "action": "send_text", "text": "eco {{message.text}}"}]}})
-    before = int(stack.redis.hget("fe:stats", "duplicates") or 0)
+    before = int(stack.redis.hget("fe:stats", "ignored:duplicate") or 0)
     stack.send(org, "5215550012", "uno", wamid="wamid.DUP1")
     stack.send(org, "5215550012", "uno", wamid="wamid.DUP1")  # Meta delivers the same message again
     stack.send(org, "5215550012", "dos", wamid="wamid.DUP2")
     stack.wait_outbox(org, 2)
     stack.settled()
     assert contents(stack.outbox(org)) == [("text", "eco uno"), ("text", "eco dos")]
-    assert int(stack.redis.hget("fe:stats", "duplicates") or 0) - before == 1
+    assert int(stack.redis.hget("fe:stats", "ignored:duplicate") or 0) - before == 1
 
 
 def test_entries_delivered_again_to_the_group_are_handed_on_once(stack: Stack) -> None:

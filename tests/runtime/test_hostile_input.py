@@ -61,7 +61,7 @@ def test_malformed_entries_between_good_ones(stack: Stack) -> None:
     kinds = sorted(BAD)
     sent_bad: Counter[str] = Counter()
     good: list[tuple[str, str, str]] = []  # (org, contact, channel)
-    ignored_before = int(stack.redis.hget(STATS, "ignored") or 0)
+    ignored_before = int(stack.redis.hget(STATS, "ignored:receipt") or 0)
     pipe = stack.redis.pipeline(transaction=False)
     for n in range(MALFORMED):
         kind = kinds[n % len(kinds)] if n < len(kinds) else rng.choice(kinds)
@@ -95,7 +95,7 @@ def test_malformed_entries_between_good_ones(stack: Stack) -> None:
     got_merged = dict(got)
     got_merged["not-json"] = got_merged.get("not-json", 0) + got_merged.pop("nested-10000", 0)
     assert got_merged == expected
-    assert int(stack.redis.hget(STATS, "ignored") or 0) - ignored_before == sent_bad["status-receipt"]
+    assert int(stack.redis.hget(STATS, "ignored:receipt") or 0) - ignored_before == sent_bad["status-receipt"]
     assert all(p.proc is not None and p.proc.poll() is None and p.starts == 1 for p in stack.processes.values())
     print("hostile:", json.dumps({"malformed": MALFORMED, "good": len(good), "answered": len(answered),
                                   "dead_lettered": len(dlq), "ignored": sent_bad["status-receipt"]}))

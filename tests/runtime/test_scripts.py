@@ -66,7 +66,7 @@ def test_handoff_drops_a_whatsapp_id_seen_before_and_counts_it(r: Any, scripts: 
     seen = Keys.seen("acme", "wamid.1")
     assert handoff(scripts, "me", [[ids[0], [[1, "x", seen]]], [ids[1], [[1, "y", seen]]]]) == [1, 1, 0, 1]
     assert r.lrange(f"{LANE_PREFIX}1", 0, -1) == ["x"]
-    assert r.hget(STATS, "duplicates") == "1"
+    assert r.hget(STATS, "ignored:duplicate") == "1"
     assert 0 < r.ttl(seen) <= 3600
 
 
@@ -75,7 +75,7 @@ def test_handoff_counts_entries_without_events(r: Any, scripts: Scripts) -> None
     receipt = r.xadd(INCOMING, {"payload": "statuses only"})
     read(r)
     assert handoff(scripts, "me", [[receipt, []]]) == [0, 0, 1]
-    assert r.hget(STATS, "ignored") == "1" and r.xpending(INCOMING, GROUP)["pending"] == 0
+    assert r.hget(STATS, "ignored:receipt") == "1" and r.xpending(INCOMING, GROUP)["pending"] == 0
 
 
 def test_handoff_is_fenced_by_the_bridge_lease(r: Any, scripts: Scripts) -> None:

@@ -5,6 +5,7 @@
 -- ARGV[1] lock token   ARGV[2] N   ARGV[3] lock ttl ms   ARGV[4] now ms   ARGV[5] timer wake channel
 -- ARGV[6] JSON ops: ["x", stream, [field, value, ...]] XADD | ["w", key, value] set a wait
 --                   ["u", key] clear a wait | ["z", due ms (string), member] add a timer | ["r", member] remove one
+--                   ["h", field, n] add n to a counter of the stats hash (ignored:<reason>)
 -- The stats hash keeps `waits`, the number of wait keys, for the pending-waits gauge.
 -- Returns -1 when the lane is no longer held, else the events left in the lane (0: disarmed).
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
@@ -29,6 +30,8 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
     if earliest == nil or due < earliest then earliest = due end
   elseif kind == 'r' then
     redis.call('ZREM', KEYS[4], op[2])
+  elseif kind == 'h' then
+    redis.call('HINCRBY', KEYS[5], op[2], op[3])
   end
 end
 if earliest ~= nil then

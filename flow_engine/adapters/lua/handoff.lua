@@ -36,9 +36,9 @@ while i <= #ARGV do
   i = i + 2 + 3 * count
 end
 if result[2] > 0 then
-  redis.call('HINCRBY', KEYS[3], 'duplicates', result[2])
+  redis.call('HINCRBY', KEYS[3], 'ignored:duplicate', result[2])
 end
 if result[3] > 0 then
-  redis.call('HINCRBY', KEYS[3], 'ignored', result[3])
+  redis.call('HINCRBY', KEYS[3], 'ignored:receipt', result[3])
 end
 return result
