@@ -21,6 +21,7 @@ from flow_engine import metrics
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, STATS, Keys
 from flow_engine.adapters.scripts import Scripts, connect
+from flow_engine.adapters.signing import load_secret
 from flow_engine.clock import now_ms
 from flow_engine.settings import Settings
 
@@ -38,6 +39,7 @@ class Bridge:
         self.token = f"{settings.consumer}:{uuid.uuid4().hex}"
         self.leader = False
         self.must_recover = False  # entries read but maybe not handed on are pending: re-read them
+        self.secret: bytes | None = None  # the engine's secret (adapters/signing.py), read once Redis answers
 
     def ensure_group(self) -> None:
         try:
@@ -102,7 +104,15 @@ class Bridge:
         return len(entries)
 
     def hand_on(self, entries: Sequence[Entry]) -> None:
-        routed = route(entries, self.settings.lanes, Keys.seen)
+        if self.secret is None:
+            self.secret = load_secret(self.redis)
+        routed = route(entries, self.settings.lanes, Keys.seen, self.secret)
+        if routed.forged and load_secret(self.redis) != self.secret:  # the secret was deleted and made anew
+            self.secret = load_secret(self.redis)
+            routed = route(entries, self.settings.lanes, Keys.seen, self.secret)
+        if routed.forged:
+            log.warning("bridge: %s timer resumes without the timer loop's signature ignored (forged-resume)",
+                        routed.forged)
         for stream_id, fields, reason in routed.invalid:
             entry = dlq_entry(fields, error="invalid-payload", detail=reason, retries=0, source_id=stream_id,
                               failed_at_ms=now_ms())
@@ -111,20 +121,22 @@ class Bridge:
             ):
                 metrics.dlq.labels("invalid-payload").inc()
                 metrics.errors.labels("invalid-payload").inc()
-        if not routed.handoff_args:
+        if not routed.batches:
             self.renew()  # only invalid entries or none: the handoff script did not extend the lease
             return
-        result = self.scripts.handoff(
-            keys=[INCOMING, BRIDGE_LEASE, STATS],
-            args=[self.settings.group, self.token, self.lease_ms(), self.settings.dedupe_ttl_s, now_ms(),
-                  LANE_PREFIX, *routed.handoff_args],
-        )
-        metrics.handed_on.inc(int(result[0]))
-        metrics.duplicates.inc(int(result[1]))
-        metrics.ignored.labels("duplicate").inc(int(result[1]))
-        metrics.ignored.labels("receipt").inc(int(result[2]))
-        for lane in result[3:]:
-            self.enqueue(int(lane))
+        for batch in routed.batches:
+            result = self.scripts.handoff(
+                keys=[INCOMING, BRIDGE_LEASE, STATS],
+                args=[self.settings.group, self.token, self.lease_ms(), self.settings.dedupe_ttl_s, now_ms(),
+                      LANE_PREFIX, *batch],
+            )
+            metrics.handed_on.inc(int(result[0]))
+            metrics.duplicates.inc(int(result[1]))
+            metrics.ignored.labels("duplicate").inc(int(result[1]))
+            metrics.ignored.labels("receipt").inc(int(result[2]))
+            metrics.ignored.labels("forged-resume").inc(int(result[3]))
+            for lane in result[4:]:
+                self.enqueue(int(lane))
 
     # -- the loop -------------------------------------------------------------------------------------
 

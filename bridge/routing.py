@@ -1,4 +1,9 @@
-"""Entries of nf:incoming -> what the bridge hands on: pure, so it is tested without Redis."""
+"""Entries of nf:incoming -> what the bridge hands on: pure, so it is tested without Redis.
+
+Every entry is decoded, checked and encoded here, one at a time: whatever is wrong with one entry
+(bad Unicode, a NUL, odd digits, an unsigned replay, an unexpected exception) sends that entry to the
+DLQ with a reason, and the others go on. Nothing that reaches the hand-off script can fail there.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from flow_engine.adapters import lanes as lane_items
+from flow_engine.adapters.signing import is_replay, replay_signed, resume_signed
 from flow_engine.core.inbound import InvalidPayload, Message, lane_key, parse_entry
+
+# Events per hand-off script call: a call takes about 1 ms per 500 events, so no call holds Redis
+# for long however large the read; an entry's events always go in one call (atomic with its XACK).
+HANDOFF_EVENTS = 500
 
 
 def lane_of(org_id: str, channel_id: str, contact: str, lanes: int) -> int:
@@ -17,12 +27,23 @@ def lane_of(org_id: str, channel_id: str, contact: str, lanes: int) -> int:
 
 @dataclass
 class Routed:
-    # The handoff script's arguments: per entry its stream id, its event count, then each event's
-    # lane, item and seen key ("" when there is no WhatsApp message id to check).
-    handoff_args: list[str | int] = field(default_factory=list)
+    # The handoff script's arguments, one list per script call: per entry its stream id and event
+    # count, then each event's lane, item and seen key ("" when there is no WhatsApp message id to
+    # check), or for an entry without events the reason it is ignored ("receipt", "forged-resume").
+    batches: list[list[str | int]] = field(default_factory=list)
     # (stream id, fields, reason): entries for the DLQ
     invalid: list[tuple[str, dict[bytes, bytes], str]] = field(default_factory=list)
     events: int = 0
+    forged: int = 0  # resumes without the timer loop's signature
+    _open_events: int = 0  # events in the last batch
+
+    def add(self, args: list[str | int], events: int) -> None:
+        if not self.batches or (self._open_events and self._open_events + events > HANDOFF_EVENTS):
+            self.batches.append([])
+            self._open_events = 0
+        self.batches[-1] += args
+        self._open_events += events
+        self.events += events
 
 
 def decode_fields(raw: Mapping[bytes, bytes]) -> dict[str, str]:
@@ -33,25 +54,43 @@ def decode_fields(raw: Mapping[bytes, bytes]) -> dict[str, str]:
         raise InvalidPayload(f"entry is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
-def route(
-    entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]], lanes: int, seen_key: Callable[[str, str], str]
-) -> Routed:
+def _entry_args(stream_id: str, raw_fields: Mapping[bytes, bytes], lanes: int, seen_key: Callable[[str, str], str],
+                secret: bytes) -> tuple[list[str | int], int]:
+    """The hand-off arguments of one entry and its event count; raises InvalidPayload."""
+    if b"engine_resume" in raw_fields and not resume_signed(secret, raw_fields):
+        return [stream_id, 0, "forged-resume"], 0
+    replay = is_replay(raw_fields)
+    if replay and not replay_signed(secret, raw_fields):
+        raise InvalidPayload("replay_* fields without the engine's signature (only `flow-engine dlq replay` "
+                             "may set them)")
+    fields = decode_fields(raw_fields)
+    events = parse_entry(stream_id, fields)
+    if not events:
+        return [stream_id, 0, "receipt"], 0
+    args: list[str | int] = [stream_id, len(events)]
+    for index, event in enumerate(events):
+        seen = ""
+        if isinstance(event, Message) and event.wa_message_id and not replay:  # a replay is meant to run again
+            seen = seen_key(event.org_id, event.wa_message_id)
+        item = lane_items.encode(stream_id, index, event)
+        item.encode()  # raises here, for this entry alone, if anything in it cannot be sent to Redis
+        args += [lane_of(*lane_key(event), lanes), item, seen]
+    return args, len(events)
+
+
+def route(entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]], lanes: int, seen_key: Callable[[str, str], str],
+          secret: bytes) -> Routed:
     routed = Routed()
     for raw_id, raw_fields in entries:
         stream_id = raw_id.decode()
         try:
-            fields = decode_fields(raw_fields)
-            events = parse_entry(stream_id, fields)
+            args, count = _entry_args(stream_id, raw_fields, lanes, seen_key, secret)
         except InvalidPayload as exc:
             routed.invalid.append((stream_id, dict(raw_fields), str(exc)))
             continue
-        replay = "replay_index" in fields  # a DLQ replay is meant to run again: no duplicate check
-        routed.handoff_args += [stream_id, len(events)]
-        for index, event in enumerate(events):
-            seen = ""
-            if isinstance(event, Message) and event.wa_message_id and not replay:
-                seen = seen_key(event.org_id, event.wa_message_id)
-            lane = lane_of(*lane_key(event), lanes)
-            routed.handoff_args += [lane, lane_items.encode(stream_id, index, event), seen]
-        routed.events += len(events)
+        except Exception as exc:  # a bug or a case nobody foresaw: this entry's problem, not the bridge's
+            routed.invalid.append((stream_id, dict(raw_fields), f"unexpected {type(exc).__name__} reading the entry"))
+            continue
+        routed.forged += args[2] == "forged-resume"
+        routed.add(args, count)
     return routed

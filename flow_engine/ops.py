@@ -12,6 +12,7 @@ from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import replay_fields
 from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, STATS, Keys
 from flow_engine.adapters.scripts import RedisClient, Scripts, connect
+from flow_engine.adapters.signing import REPLAY_SIG, load_secret, replay_sig
 from flow_engine.clock import now_ms
 from flow_engine.settings import Settings
 
@@ -115,8 +116,10 @@ def dlq_entries(raw_client: RedisClient, limit: int | None = None) -> list[tuple
 
 def dlq_replay(raw_client: RedisClient, ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
     """Re-inject DLQ entries into nf:incoming, each at most once, byte for byte: yields (dlq id, new id
-    or None). Takes a client made with `connect(url, decode=False)`."""
+    or None). Takes a client made with `connect(url, decode=False)`. The replay fields are signed
+    with the engine's secret: the bridge honours no others."""
     scripts = Scripts(raw_client)
+    secret = load_secret(raw_client)
     for dlq_id in ids:
         entries = raw_client.xrange(DLQ, min=dlq_id, max=dlq_id)
         if not entries:
@@ -124,6 +127,7 @@ def dlq_replay(raw_client: RedisClient, ids: Iterable[str]) -> Iterator[tuple[st
             continue
         raw = {_text(k): v for k, v in entries[0][1].items()}
         fields = replay_fields(dlq_id, raw)
+        fields[REPLAY_SIG] = replay_sig(secret, fields)
         flat = [part for item in fields.items() for part in item]
         new_id = scripts.replay(keys=[DLQ, INCOMING], args=[dlq_id, *flat])
         yield dlq_id, _text(new_id) if new_id else None

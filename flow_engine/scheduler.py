@@ -13,8 +13,9 @@ from typing import Any
 import redis
 
 from flow_engine import metrics, ops
-from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, TIMER_WAKE, Keys
+from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, SECRET, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
+from flow_engine.adapters.signing import load_secret
 from flow_engine.clock import now_ms
 from flow_engine.settings import Settings
 
@@ -43,7 +44,13 @@ class TimerLoop:
 
     def tick(self, now: int) -> Tick:
         """One iteration at time `now` (ms): publish due timers, sweep lanes when it is time."""
-        result = self.scripts.pop_due(keys=[self.keys.timers, INCOMING], args=[now, BATCH])
+        try:
+            result = self.scripts.pop_due(keys=[self.keys.timers, INCOMING, SECRET], args=[now, BATCH])
+        except redis.ResponseError as exc:
+            if "NOSECRET" not in str(exc):
+                raise
+            load_secret(self.redis)  # first start on this Redis (or the key was deleted): create it
+            result = self.scripts.pop_due(keys=[self.keys.timers, INCOMING, SECRET], args=[now, BATCH])
         moved, next_due = int(result[0]), result[1]
         lateness = tuple(int(x) for x in result[2:])
         metrics.sched_published.inc(moved)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 # Fields the DLQ adds to the original ones; a replay removes them again.
 DLQ_FIELDS = ("error", "error_detail", "retries", "source_id", "failed_at", "event_index", "event_key")
-REPLAY_FIELDS = ("replay_index", "replay_key", "replay_of")
+REPLAY_FIELDS = ("replay_index", "replay_key", "replay_of", "replay_sig")
 
 
 def one_line(text: str, limit: int = 500) -> str:

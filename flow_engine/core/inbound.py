@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -12,6 +13,13 @@ MAX_ORG_CHARS = 128  # org_id and channel_id: the database columns' size
 MAX_CONTACT_CHARS = 64  # WhatsApp ids are at most 20 digits
 MAX_PAYLOAD_CHARS = 256 * 1024  # a webhook body of several messages is a few KB
 MAX_TEXT_CHARS = 64 * 1024  # WhatsApp caps a text at 4,096
+MAX_NAME_CHARS = 256  # contacts.name; a longer WhatsApp profile name is cut, not refused
+MAX_EVENTS_PER_ENTRY = 1000  # Meta sends a handful per body; thousands are an attack on the other tenants
+MAX_ID_CHARS = 256  # WhatsApp message ids and reply ids (kept in Redis keys and outputs, never in a column)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_REPLAY_INDEX = re.compile("[0-9]{1,6}")  # ASCII digits only: "²" and "٠" are digits to str.isdigit()
 
 
 class InvalidPayload(ValueError):
@@ -194,28 +202,67 @@ def _resume_event(raw: str, org_id: str, channel_id: str) -> Event:
     )
 
 
+def clean_text(text: str) -> str:
+    """A text as the engine keeps it: NUL removed (no database stores it), a lone surrogate (a JSON
+    "\\ud800" escape) replaced by U+FFFD (no UTF-8 encodes it). Texts are normalised, not refused:
+    the contact's message is still answered."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if not text.isascii() and _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _id(value: str, name: str, limit: int) -> str:
+    """An id as the engine keys things by it: refused (never altered, so it never aliases another)
+    when longer than `limit` or holding a control character or a lone surrogate."""
+    if len(value) > limit:
+        raise InvalidPayload(f"{name} is longer than {limit} characters")
+    if _CONTROL.search(value):
+        raise InvalidPayload(f"{name} holds a control character or a lone surrogate")
+    return value
+
+
+def _checked(event: Event) -> Event:
+    """One event with every value checked (ids) or normalised (texts): after this, nothing about it
+    can fail to encode, to fit its column or to key the right contact."""
+    org_id = _id(event.org_id, "org_id", MAX_ORG_CHARS)
+    channel_id = _id(event.channel_id, "channel_id", MAX_ORG_CHARS)
+    contact = _id(event.contact, "contact", MAX_CONTACT_CHARS)
+    if isinstance(event, Resume):
+        _id(event.token, "engine_resume token", MAX_ID_CHARS)
+        return event
+    if len(event.text) > MAX_TEXT_CHARS:
+        raise InvalidPayload(f"message text is longer than the limit of {MAX_TEXT_CHARS} characters")
+    name = None if event.name is None else clean_text(event.name)[:MAX_NAME_CHARS]
+    wa_id = None if event.wa_message_id is None else _id(event.wa_message_id, "message id", MAX_ID_CHARS)
+    reply_id = None if event.reply_id is None else clean_text(event.reply_id)[:MAX_ID_CHARS]
+    return Message(event.key, org_id, channel_id, contact, clean_text(event.text), name, wa_id, reply_id,
+                   clean_text(event.kind)[:32])
+
+
 def parse_entry(stream_id: str, fields: Mapping[str, str]) -> list[Event]:
-    """The events of one nf:incoming entry, in order. Status-only bodies give none.
+    """The events of one nf:incoming entry, in order, each checked (`_checked`). Status-only bodies
+    give none.
 
     A DLQ replay carries `replay_index` and `replay_key`: only that event of the body, under its
-    original key, so it reproduces the ids of its first attempt.
+    original key, so it reproduces the ids of its first attempt. Only replays the engine signed may
+    carry them: the caller checks the signature (adapters/signing.py) before this.
     """
     events = _events(stream_id, fields)
-    for event in events:
-        if isinstance(event, Message) and len(event.text) > MAX_TEXT_CHARS:
-            raise InvalidPayload(f"message text is longer than the limit of {MAX_TEXT_CHARS} characters")
-        for name, value, limit in (("org_id", event.org_id, MAX_ORG_CHARS),
-                                   ("channel_id", event.channel_id, MAX_ORG_CHARS),
-                                   ("contact", event.contact, MAX_CONTACT_CHARS)):
-            if len(value) > limit:
-                raise InvalidPayload(f"{name} is longer than {limit} characters")
+    if len(events) > MAX_EVENTS_PER_ENTRY:
+        raise InvalidPayload(f"entry holds {len(events)} messages, more than the limit of {MAX_EVENTS_PER_ENTRY}")
+    events = [_checked(event) for event in events]
     if "replay_index" not in fields:
         return events
     index = fields["replay_index"]
-    if not index.isdigit() or int(index) >= len(events):
+    if not _REPLAY_INDEX.fullmatch(index) or int(index) >= len(events):
         raise InvalidPayload(f"replay_index {index!r} does not name an event of this entry")
     event = events[int(index)]
-    return [replace(event, key=fields.get("replay_key") or event.key)]
+    replay_key = fields.get("replay_key") or event.key
+    if len(replay_key) > MAX_ID_CHARS or _CONTROL.search(replay_key):
+        raise InvalidPayload("replay_key is not an event key")
+    return [replace(event, key=replay_key)]
 
 
 def _events(stream_id: str, fields: Mapping[str, str]) -> list[Event]:

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
 from flow_engine.adapters import lanes
-from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, STATS, TIMER_WAKE, Keys
+from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, SECRET, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
+from flow_engine.adapters.signing import load_secret, resume_sig, resume_signed
 from flow_engine.core.inbound import Message
 from flow_engine.core.outcome import Timer
 
@@ -39,7 +41,8 @@ def read(r: Any, count: int = 100) -> list[tuple[str, dict[str, str]]]:
 def handoff(scripts: Scripts, token: str, entries: list[list[Any]], now: int = 1000) -> list[int]:
     flat: list[Any] = []
     for stream_id, pushes in entries:
-        flat += [stream_id, len(pushes), *(part for push in pushes for part in push)]
+        flat += [stream_id, len(pushes), *(part for push in pushes for part in push)] if pushes else \
+            [stream_id, 0, "receipt"]
     args = [GROUP, token, 5000, 3600, now, LANE_PREFIX, *flat]
     result = scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS], args=args)
     return [int(x) for x in result]
@@ -51,11 +54,11 @@ def test_handoff_pushes_acks_and_arms_once_and_skips_entries_handed_on_before(r:
     second = r.xadd(INCOMING, {"payload": "b"})
     read(r)
     entries = [[first, [[3, "item-a", ""]]], [second, [[3, "item-b", ""], [7, "item-c", ""]]]]
-    assert handoff(scripts, "me", entries) == [3, 0, 0, 3, 7]  # pushed, duplicates, ignored, lanes newly armed
+    assert handoff(scripts, "me", entries) == [3, 0, 0, 0, 3, 7]  # pushed, duplicates, receipts, forged, lanes armed
     assert r.lrange(f"{LANE_PREFIX}3", 0, -1) == ["item-a", "item-b"]
     assert r.xpending(INCOMING, GROUP)["pending"] == 0
     # Read again after a crash (the entries were acked): nothing is pushed twice.
-    assert handoff(scripts, "me", entries) == [0, 0, 0]
+    assert handoff(scripts, "me", entries) == [0, 0, 0, 0]
     assert r.llen(f"{LANE_PREFIX}3") == 2 and r.llen(f"{LANE_PREFIX}7") == 1
 
 
@@ -64,7 +67,7 @@ def test_handoff_drops_a_whatsapp_id_seen_before_and_counts_it(r: Any, scripts: 
     ids = [r.xadd(INCOMING, {"payload": str(n)}) for n in range(2)]
     read(r)
     seen = Keys.seen("acme", "wamid.1")
-    assert handoff(scripts, "me", [[ids[0], [[1, "x", seen]]], [ids[1], [[1, "y", seen]]]]) == [1, 1, 0, 1]
+    assert handoff(scripts, "me", [[ids[0], [[1, "x", seen]]], [ids[1], [[1, "y", seen]]]]) == [1, 1, 0, 0, 1]
     assert r.lrange(f"{LANE_PREFIX}1", 0, -1) == ["x"]
     assert r.hget(STATS, "ignored:duplicate") == "1"
     assert 0 < r.ttl(seen) <= 3600
@@ -74,7 +77,7 @@ def test_handoff_counts_entries_without_events(r: Any, scripts: Scripts) -> None
     r.set(BRIDGE_LEASE, "me")
     receipt = r.xadd(INCOMING, {"payload": "statuses only"})
     read(r)
-    assert handoff(scripts, "me", [[receipt, []]]) == [0, 0, 1]
+    assert handoff(scripts, "me", [[receipt, []]]) == [0, 0, 1, 0]
     assert r.hget(STATS, "ignored:receipt") == "1" and r.xpending(INCOMING, GROUP)["pending"] == 0
 
 
@@ -138,16 +141,28 @@ def test_commit_wakes_the_timer_loop_only_for_an_earlier_timer(r: Any, scripts: 
     pubsub.close()
 
 
-def test_pop_due_publishes_each_due_timer_once_with_its_lateness(r: Any, scripts: Scripts) -> None:
+def test_pop_due_publishes_each_due_timer_once_with_its_lateness_and_signature(r: Any, scripts: Scripts) -> None:
+    secret = load_secret(r)
     timers = [Timer(f"t{n}", 1000 + n * 100, "acme", "ch", f"52{n}", f"run{n}", "timeout") for n in range(3)]
     r.zadd("nf:incoming:scheduled", {t.member(): t.due_ms for t in timers})
-    result = scripts.pop_due(keys=["nf:incoming:scheduled", INCOMING], args=[1150, 1000])
+    result = scripts.pop_due(keys=["nf:incoming:scheduled", INCOMING, SECRET], args=[1150, 1000])
     assert [int(x) for x in result[:1]] == [2] and int(result[1]) == 1200
     assert [int(x) for x in result[2:]] == [150, 50]
     published = [fields for _id, fields in r.xrange(INCOMING)]
-    assert published == [{**t.resume_fields()} for t in timers[:2]]
-    again = scripts.pop_due(keys=["nf:incoming:scheduled", INCOMING], args=[1150, 1000])
+    assert published == [{**t.resume_fields(), "sig": resume_sig(secret, t.member())} for t in timers[:2]]
+    assert all(resume_signed(secret, {k.encode(): v.encode() for k, v in fields.items()}) for fields in published)
+    forged = {k.encode(): v.encode() for k, v in timers[2].resume_fields().items()}
+    assert not resume_signed(secret, forged)
+    assert not resume_signed(secret, {**forged, b"sig": resume_sig(b"guessed", timers[2].member()).encode()})
+    again = scripts.pop_due(keys=["nf:incoming:scheduled", INCOMING, SECRET], args=[1150, 1000])
     assert int(again[0]) == 0 and r.xlen(INCOMING) == 2
+
+
+def test_pop_due_publishes_nothing_without_the_engine_secret(r: Any, scripts: Scripts) -> None:
+    r.zadd("nf:incoming:scheduled", {Timer("t", 1000, "acme", "ch", "52", "run", "delay").member(): 1000})
+    with pytest.raises(redis.ResponseError, match="NOSECRET"):
+        scripts.pop_due(keys=["nf:incoming:scheduled", INCOMING, SECRET], args=[1150, 1000])
+    assert r.xlen(INCOMING) == 0 and r.zcard("nf:incoming:scheduled") == 1
 
 
 def test_sweep_rearms_lanes_with_events_and_no_live_worker(r: Any, scripts: Scripts) -> None:

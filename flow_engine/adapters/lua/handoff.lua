@@ -3,42 +3,46 @@
 -- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] stats hash
 -- ARGV[1] group   ARGV[2] lease token   ARGV[3] lease ttl ms   ARGV[4] dedupe ttl s   ARGV[5] now ms
 -- ARGV[6] lane key prefix   ARGV[7..] per entry: stream id, event count N, then N times lane, item, seen
---   key or "" (flat arguments: the items are JSON already, encoding them again would only cost time)
--- Returns {events pushed, duplicates dropped, entries without events (status receipts),
+--   key or "", or for N = 0 the reason the entry is ignored ("receipt", "forged-resume"), counted in
+--   the stats hash as ignored:<reason> (flat arguments: the items are JSON already)
+-- Returns {events pushed, duplicates dropped, receipts, forged resumes,
 --          lane numbers that were armed (need a worker)...}
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then
   return redis.error_reply('FENCED bridge lease lost')
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-local result = {0, 0, 0}
+local result = {0, 0, 0, 0}
 local i = 7
 while i <= #ARGV do
   local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1
   local count = tonumber(ARGV[i + 1])
-  if acked and count == 0 then
-    result[3] = result[3] + 1
-  end
-  for j = 0, count - 1 do
-    local lane, item, seen = ARGV[i + 2 + 3 * j], ARGV[i + 3 + 3 * j], ARGV[i + 4 + 3 * j]
-    if not acked then
-      -- handed on before (read again after a crash): skip
-    elseif seen ~= '' and not redis.call('SET', seen, '1', 'NX', 'EX', ARGV[4]) then
-      result[2] = result[2] + 1
-    else
-      local key = ARGV[6] .. lane
-      redis.call('RPUSH', key, item)
-      result[1] = result[1] + 1
-      if redis.call('SET', key .. ':armed', ARGV[5], 'NX') then
-        table.insert(result, tonumber(lane))
+  if count == 0 then
+    if acked then
+      local reason = ARGV[i + 2]
+      redis.call('HINCRBY', KEYS[3], 'ignored:' .. reason, 1)
+      if reason == 'forged-resume' then result[4] = result[4] + 1 else result[3] = result[3] + 1 end
+    end
+    i = i + 3
+  else
+    for j = 0, count - 1 do
+      local lane, item, seen = ARGV[i + 2 + 3 * j], ARGV[i + 3 + 3 * j], ARGV[i + 4 + 3 * j]
+      if not acked then
+        -- handed on before (read again after a crash): skip
+      elseif seen ~= '' and not redis.call('SET', seen, '1', 'NX', 'EX', ARGV[4]) then
+        result[2] = result[2] + 1
+      else
+        local key = ARGV[6] .. lane
+        redis.call('RPUSH', key, item)
+        result[1] = result[1] + 1
+        if redis.call('SET', key .. ':armed', ARGV[5], 'NX') then
+          table.insert(result, tonumber(lane))
+        end
       end
     end
+    i = i + 2 + 3 * count
   end
-  i = i + 2 + 3 * count
 end
 if result[2] > 0 then
   redis.call('HINCRBY', KEYS[3], 'ignored:duplicate', result[2])
-end
-if result[3] > 0 then
-  redis.call('HINCRBY', KEYS[3], 'ignored:receipt', result[3])
 end
 return result
