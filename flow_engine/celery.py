@@ -26,11 +26,11 @@ def _json_logs(**_: object) -> None:
 def _serve_metrics(**_: object) -> None:
     from flow_engine import settings
 
-    port = settings.get().metrics_port
-    if port is not None:
+    conf = settings.get()
+    if conf.metrics_port is not None:
         from flow_engine import metrics
 
-        metrics.serve(port)
+        metrics.serve_or_exit(conf.metrics_port, conf.metrics_addr)
 
 
 @worker_process_init.connect

@@ -8,6 +8,7 @@ imported (the Celery app and the supervisor do it), and one process serves the s
 from __future__ import annotations
 
 import os
+import sys
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client import multiprocess as _multiprocess
@@ -46,14 +47,26 @@ pending_waits = Gauge("nexia_engine_pending_waits", "Contacts whose run is pause
 scheduled_items = Gauge("nexia_engine_scheduled_items", "Timers in the ZSET", multiprocess_mode="mostrecent")
 
 
-def serve(port: int) -> None:
-    """Serve /metrics on `port`: the sum over all processes in multiprocess mode, else this process."""
+def serve(port: int, addr: str = "127.0.0.1") -> None:
+    """Serve /metrics on `addr`:`port`: the sum over all processes in multiprocess mode, else this process."""
     if _values.ValueClass is not _values.MutexValue:  # the mode chosen when prometheus_client was imported
         registry = CollectorRegistry()
         _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        start_http_server(port, registry=registry)
+        start_http_server(port, addr=addr, registry=registry)
     else:
-        start_http_server(port)
+        start_http_server(port, addr=addr)
+
+
+def serve_or_exit(port: int, addr: str) -> None:
+    """`serve`, or one line naming the setting and exit code 2: a process asked for metrics that it
+    cannot serve must not run blind."""
+    try:
+        serve(port, addr)
+    except OSError as exc:
+        print(f"flow-engine: FLOW_ENGINE_METRICS_PORT={port} (FLOW_ENGINE_METRICS_ADDR={addr}): {exc.strerror}",
+              file=sys.stderr)
+        sys.stdout.flush()
+        os._exit(2)  # also from a Celery signal handler, which would catch SystemExit
 
 
 def process_exited(pid: int) -> None:

@@ -27,11 +27,7 @@ def start(process: str, settings: settings_module.Settings) -> None:
     if settings.metrics_port is not None:
         from flow_engine import metrics
 
-        try:
-            metrics.serve(settings.metrics_port)
-        except OSError as exc:
-            print(f"flow-engine: FLOW_ENGINE_METRICS_PORT={settings.metrics_port}: {exc.strerror}", file=sys.stderr)
-            sys.exit(2)
+        metrics.serve_or_exit(settings.metrics_port, settings.metrics_addr)
 
 
 def stop_on_signals() -> threading.Event:

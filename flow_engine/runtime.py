@@ -15,6 +15,7 @@ from flow_engine.adapters import lanes
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
+from flow_engine.adapters.failures import dlq_text, is_permanent, log_text
 from flow_engine.adapters.keys import DLQ, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
@@ -22,18 +23,24 @@ from flow_engine.clock import now_ms
 from flow_engine.core.ids import derive
 from flow_engine.core.inbound import Event, Message
 from flow_engine.core.interpreter import interpret
+from flow_engine.core.limits import cap_outputs, output_bytes
 from flow_engine.core.outcome import AttributeWrite, WaitState
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.runtime")
+# Output of one commit script, at most (one event's may reach FLOW_ENGINE_MAX_OUTPUT_BYTES): a batch
+# stops growing here, so no commit holds Redis for long (about 10 ms for 4 MiB).
+COMMIT_BYTES = 4 * 1024 * 1024
 
 
 
 class LaneFailure(Exception):
-    """Processing the lane's head event failed (transiently, as far as we know)."""
+    """Processing the lane's head event failed transiently (Redis or the database unavailable, or a
+    cause not known to be permanent): the task retries it. Its text is safe to log (no data)."""
 
     def __init__(self, cause: BaseException, progressed: bool) -> None:
-        super().__init__(f"{type(cause).__name__}: {cause}")
+        super().__init__(log_text(cause))
+        self.detail = dlq_text(cause)  # for the DLQ entry, should the retries run out
         self.progressed = progressed  # events before the failing one were committed
 
 
@@ -69,11 +76,17 @@ class Runtime:
                 raw = self.redis.lrange(Keys.lane(lane), 0, (1 if singles else self.settings.lane_batch) - 1)
                 try:
                     left = self._process(lane, token, raw)
-                except Exception:
-                    if len(raw) <= 1:
+                except Exception as exc:
+                    if len(raw) > 1:
+                        singles = len(raw)
+                        continue
+                    if not is_permanent(exc):
                         raise
-                    singles = len(raw)
-                    continue
+                    # The event's own data is at fault (a value its column refuses...): no retry can
+                    # help, so it goes to the DLQ now and the lane goes on.
+                    log.warning("lane %s: head event refused by the store, to the DLQ: %s", lane, log_text(exc),
+                                extra={"lane": lane})
+                    left = self._dead_letter(lane, token, raw[0], "data-error", dlq_text(exc), retries=0)
                 singles = max(singles - 1, 0)
                 if left < 0:
                     return "lost"
@@ -101,7 +114,11 @@ class Runtime:
             for phone, stored in load_contacts(self.engine, org_id, phones).items():
                 contacts[(org_id, phone)] = stored
         applied: list[Applied] = []
-        for item, event in work:
+        commit_bytes = 0
+        for position, (item, event) in enumerate(work):
+            if commit_bytes > COMMIT_BYTES:  # the rest waits for the next batch
+                work = work[:position]
+                break
             who = (event.org_id, event.channel_id, event.contact)
             wait = waits.get(who)
             stored = contacts[(event.org_id, event.contact)]
@@ -110,6 +127,9 @@ class Runtime:
                 flow = None  # a timer with no wait is stale: no flow needed
             outcome = interpret(flow, event, wait, stored.contact, timestamp,
                                 fallback_language=self.settings.fallback_language)
+            outcome = cap_outputs(outcome, max_outputs=self.settings.max_outputs,
+                                  max_bytes=self.settings.max_output_bytes)
+            commit_bytes += output_bytes(outcome)
             waits[who] = outcome.wait_after
             writes = {w.key: w.value for w in outcome.effects if isinstance(w, AttributeWrite)}
             if writes or outcome.contact_name:
@@ -124,7 +144,7 @@ class Runtime:
                     retries=0, source_id=item.stream_id, failed_at_ms=timestamp, event_index=item.index,
                     event_key=event.key)])
         apply_outcomes(self.engine, applied, contacts)  # idempotent, so it may run again after a crash
-        left = self._commit(lane, token, len(raw), ops, timestamp)
+        left = self._commit(lane, token, len(work), ops, timestamp)
         if left >= 0:
             _count(work, applied, ops, started)
             _log(work, applied)
@@ -147,6 +167,18 @@ class Runtime:
 
     # -- failures -------------------------------------------------------------------------------------
 
+    def _dead_letter(self, lane: int, token: str, raw: str, error: str, detail: str, retries: int) -> int:
+        """Move the lane's head event `raw` to the DLQ with `error`; returns the events left (-1: fenced)."""
+        item = lanes.decode(raw)
+        entry = dlq_entry(lanes.source_fields(self.redis, item), error=error, detail=detail, retries=retries,
+                          source_id=item.stream_id, failed_at_ms=now_ms(), event_index=item.index,
+                          event_key=item.event.key)
+        left = self._commit(lane, token, 1, [["x", DLQ, entry]], now_ms())
+        if left >= 0:
+            metrics.dlq.labels(error).inc()
+            metrics.errors.labels(error).inc()
+        return left
+
     def dead_letter_head(self, lane: int, detail: str, retries: int) -> bool:
         """Move the lane's head event to the DLQ (`max-retries-exceeded`) so the lane moves on."""
         token = uuid.uuid4().hex
@@ -158,12 +190,7 @@ class Runtime:
             if not head:
                 self._commit(lane, token, 0, [], now_ms())
                 return False
-            item = lanes.decode(head[0])
-            entry = dlq_entry(lanes.source_fields(self.redis, item), error="max-retries-exceeded", detail=detail,
-                              retries=retries, source_id=item.stream_id, failed_at_ms=now_ms(), event_index=item.index,
-                              event_key=item.event.key)
-            self._commit(lane, token, 1, [["x", DLQ, entry]], now_ms())
-            return True
+            return self._dead_letter(lane, token, head[0], "max-retries-exceeded", detail, retries) >= 0
         finally:
             self.scripts.release(keys=[lock], args=[token])
 

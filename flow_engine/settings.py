@@ -5,6 +5,7 @@ A bad value raises SettingsError naming the variable; the entry points print it 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -42,6 +43,10 @@ class Settings:
     dedupe_ttl_s: int = 48 * 3600
     retry_backoff_ms: int = 500  # first retry delay; doubles per retry, capped at 30 s
     fallback_language: str = "es"
+    metrics_addr: str = "127.0.0.1"  # where /metrics listens: this machine only, unless told otherwise
+    max_outputs: int = 500  # outbox entries and webhook events one message may cause
+    max_output_bytes: int = 1024 * 1024  # and their size (characters of field values)
+    log_level: str = "INFO"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int = 2**31) -> int:
@@ -66,13 +71,49 @@ def _choice(env: Mapping[str, str], name: str, default: str, check: Callable[[st
     return raw
 
 
-def _redis_url(value: str) -> bool:
-    return urlparse(value).scheme in ("redis", "rediss", "unix")
+BROKER_SCHEMES = ("redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp", "sqs")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def _database_url(value: str) -> bool:
+def _url(env: Mapping[str, str], name: str, default: str, check: Callable[[str], str | None]) -> str:
+    """A URL setting: `check` returns what is wrong with it (None: fine); a URL that does not even
+    parse (`redis://[::1`) is reported the same way, never as a traceback."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        parsed = urlparse(raw)
+        parsed.port  # noqa: B018 (parsing the port is what raises for a bad one)
+        problem = check(raw)
+    except ValueError as exc:
+        problem = f"is not a valid URL ({exc})"
+    if problem:
+        raise SettingsError(f"{name}={raw!r}: {problem}")
+    return raw
+
+
+def _redis_url(value: str) -> str | None:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("redis", "rediss", "unix"):
+        return "must be a redis:// URL"
+    db = parsed.path.lstrip("/") if parsed.scheme != "unix" else ""
+    if db and not (db.isascii() and db.isdigit() and int(db) < 16384):
+        return f"the database number must be an integer, got {db!r}"
+    return None
+
+
+def _broker_url(value: str) -> str | None:
     scheme = urlparse(value).scheme
-    return scheme.startswith("sqlite") or scheme.startswith("postgresql")
+    if scheme not in BROKER_SCHEMES:
+        return f"must be a broker URL ({', '.join(BROKER_SCHEMES)})"
+    return _redis_url(value) if scheme in ("redis", "rediss") else None
+
+
+def _database_url(value: str) -> str | None:
+    scheme = urlparse(value).scheme
+    if scheme.startswith("sqlite") or scheme.startswith("postgresql"):
+        return None
+    return "must be a SQLAlchemy URL for sqlite or postgresql (e.g. postgresql+psycopg2://user@host/db)"
 
 
 def _name(value: str) -> bool:
@@ -82,15 +123,12 @@ def _name(value: str) -> bool:
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from the environment; raises SettingsError naming the first bad variable."""
     env = os.environ if env is None else env
-    redis_url = _choice(env, "REDIS_URL", Settings.redis_url, _redis_url, "must be a redis:// URL")
+    redis_url = _url(env, "REDIS_URL", Settings.redis_url, _redis_url)
     metrics = env.get("FLOW_ENGINE_METRICS_PORT")
     return Settings(
         redis_url=redis_url,
-        broker_url=_choice(env, "CELERY_BROKER_URL", redis_url, lambda v: "://" in v, "must be a broker URL"),
-        database_url=_choice(
-            env, "DATABASE_URL", Settings.database_url, _database_url,
-            "must be a SQLAlchemy URL for sqlite or postgresql (e.g. postgresql+psycopg2://user@host/db)",
-        ),
+        broker_url=_url(env, "CELERY_BROKER_URL", redis_url, _broker_url),
+        database_url=_url(env, "DATABASE_URL", Settings.database_url, _database_url),
         group=_choice(env, "FLOW_ENGINE_GROUP", Settings.group, _name, "must be a name without spaces"),
         consumer=_choice(env, "FLOW_ENGINE_CONSUMER", socket.gethostname(), _name, "must be a name without spaces"),
         group_start=_choice(env, "FLOW_ENGINE_GROUP_START", "0", lambda v: v in ("0", "$"), 'must be "0" or "$"'),
@@ -111,7 +149,21 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         fallback_language=_choice(
             env, "FLOW_ENGINE_FALLBACK_LANG", "es", lambda v: v in ("es", "en"), 'must be "es" or "en"'
         ),
+        metrics_addr=_choice(env, "FLOW_ENGINE_METRICS_ADDR", Settings.metrics_addr, _address,
+                             "must be an IP address to listen on (127.0.0.1, 0.0.0.0, ::1)"),
+        max_outputs=_int(env, "FLOW_ENGINE_MAX_OUTPUTS", Settings.max_outputs, 1, 100_000),
+        max_output_bytes=_int(env, "FLOW_ENGINE_MAX_OUTPUT_BYTES", Settings.max_output_bytes, 1024, 64 * 1024 * 1024),
+        log_level=_choice(env, "LOG_LEVEL", Settings.log_level, lambda v: v.upper() in LOG_LEVELS,
+                          f"must be one of {', '.join(LOG_LEVELS)}").upper(),
     )
+
+
+def _address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return value == "localhost"
+    return True
 
 
 _current: Settings | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -124,17 +125,23 @@ def up(concurrency: int, flower: bool, flower_port: int, events: bool) -> int:
 
     conf = settings.get()
     metrics_dir.use()  # every child counts into one directory; this process serves the sum
-    # Flower's JSON API is open in the dev stack (it listens on this machine only by default).
-    env = {"FLOWER_UNAUTHENTICATED_API": "true", **os.environ, "PYTHONUNBUFFERED": "1"}
+    # Flower always asks for a password: any web page the developer opens could otherwise drive its
+    # API (shut the worker down). With basic auth Flower also refuses cross-site requests.
+    generated = not os.environ.get("FLOWER_BASIC_AUTH")
+    flower_auth = os.environ.get("FLOWER_BASIC_AUTH") or f"flower:{secrets.token_urlsafe(12)}"
+    env = {**os.environ, "FLOWER_BASIC_AUTH": flower_auth, "PYTHONUNBUFFERED": "1"}
+    env.pop("FLOWER_UNAUTHENTICATED_API", None)
     env.pop("FLOW_ENGINE_METRICS_PORT", None)
     supervisor = Supervisor(dev_stack(concurrency, flower, flower_port, events), env)
     if conf.metrics_port is not None:
         from flow_engine import metrics
 
-        metrics.serve(conf.metrics_port)
-        click.echo(f"metrics on http://127.0.0.1:{conf.metrics_port}/metrics")
+        metrics.serve_or_exit(conf.metrics_port, conf.metrics_addr)
+        click.echo(f"metrics on http://{conf.metrics_addr}:{conf.metrics_port}/metrics")
     if flower:
-        click.echo(f"Flower on http://127.0.0.1:{flower_port}")
+        user, _, password = flower_auth.partition(",")[0].partition(":")
+        shown = f"user {user}, password {password}" if generated else f"user {user}, password from FLOWER_BASIC_AUTH"
+        click.echo(f"Flower on http://127.0.0.1:{flower_port} ({shown})")
 
     def stop(_signum: int, _frame: object) -> None:
         supervisor.stopping.set()

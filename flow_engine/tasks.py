@@ -34,8 +34,7 @@ def process_lane(self: Any, lane: int, attempt: int = 0) -> str:
         if attempt > settings.max_retries:
             log.warning("lane %s: head event failed %s times, to the DLQ: %s", lane, attempt, failure,
                         extra={"lane": lane})
-            if rt.dead_letter_head(lane, str(failure), retries=attempt - 1):
-                metrics.dlq.labels("max-retries-exceeded").inc()
+            rt.dead_letter_head(lane, failure.detail, retries=attempt - 1)
             enqueue(lane)
             return "dead-lettered"
         delay_ms = backoff_ms(attempt)

@@ -46,7 +46,13 @@ def test_the_stack_has_every_service_with_a_healthcheck() -> None:
     assert set(SERVICES) == {"redis", "postgres", "migrate", "worker", "bridge", "scheduler", "flower"}
     assert all("healthcheck" in service for service in SERVICES.values())
     assert SERVICES["redis"]["command"] == ["redis-server", "--appendonly", "yes", "--maxmemory-policy", "noeviction"]
-    assert SERVICES["flower"]["ports"] == ["5555:5555"]
+    assert SERVICES["flower"]["ports"] == ["127.0.0.1:5555:5555"]  # never on every interface
+
+
+def test_flower_in_compose_asks_for_a_password() -> None:
+    env = dict(line.split("=", 1) for line in (REPO / "compose.env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    assert env["FLOWER_BASIC_AUTH"].count(":") == 1 and "FLOWER_UNAUTHENTICATED_API" not in env
 
 
 @pytest.mark.parametrize("name", ["worker", "bridge", "scheduler", "flower"])

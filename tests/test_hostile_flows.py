@@ -8,6 +8,7 @@ import time
 from flow_engine.core.graph import parse_flow, validate
 from flow_engine.core.inbound import Message
 from flow_engine.core.interpreter import interpret
+from flow_engine.core.limits import cap_outputs
 from flow_engine.core.outcome import Contact
 
 
@@ -47,3 +48,30 @@ def test_a_graph_nested_too_deep_is_rejected_with_the_limit() -> None:
         deep = {"d": deep}
     assert validate({"nodes": [], "paths": {"p": [{"type": "action", "action": "webhook", "data": deep}]}}) == [
         "graph: nested deeper than the limit of 64 levels"]
+
+
+def test_nul_characters_and_lone_surrogates_are_refused_where_they_stand() -> None:
+    graph = json.loads('{"nodes": [{"type": "intent", "map": {"default": "p"}}], "paths": {"p": ['
+                       '{"type": "action", "action": "send_text", "text": "a\\u0000b"},'
+                       '{"type": "action", "action": "webhook", "data": {"k\\ud800": 1, "ok": ["x", "\\udfff"]}}]}}')
+    assert validate(graph) == [
+        "paths.p[0].text: holds a NUL character (\\u0000)",
+        "paths.p[1].data: a key holds a lone surrogate (an unpaired \\ud800-\\udfff escape)",
+        "paths.p[1].data.ok[1]: holds a lone surrogate (an unpaired \\ud800-\\udfff escape)",
+    ]
+
+
+def test_an_event_whose_outputs_exceed_the_limit_causes_none_of_them_and_fails_its_run_where_it_stopped() -> None:
+    flow = parse_flow({"nodes": [], "paths": {"path_default": [
+        {"type": "action", "action": "send_text", "text": "hola"},
+        *({"type": "action", "action": "webhook", "data": {"blob": "x" * 1000}} for _ in range(30)),
+        {"type": "wait_for_reply", "seconds": 60}]}})
+    outcome = interpret(flow, Message("1-0/0", "acme", "ch", "521", "hola"), None, Contact("521"), 0)
+    assert cap_outputs(outcome, max_outputs=31, max_bytes=1_000_000) is outcome  # within both limits
+    for capped in (cap_outputs(outcome, max_outputs=30, max_bytes=1_000_000),
+                   cap_outputs(outcome, max_outputs=100, max_bytes=20_000)):
+        assert (capped.effects, capped.wait_after, capped.timers_add) == ((), None, ())
+        assert capped.run is not None and capped.run.status == "failed"
+        assert capped.failure is not None and capped.failure.code == "output-limit"
+        assert capped.failure.detail.startswith("path_default:31: one message caused 31 outputs of ")
+        assert capped.run.context["error"] == capped.failure.detail

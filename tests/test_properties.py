@@ -186,6 +186,9 @@ def located(problem: str, graph: Any) -> bool:
     """Whether `problem` is "<location>: <what>" with a location that exists in `graph`."""
     if problem.startswith(("graph: ", "nodes: ", "paths: ")):
         return len(problem) > len("graph: ")
+    if problem.endswith(("a NUL character (\\u0000)", "a lone surrogate (an unpaired \\ud800-\\udfff escape)")):
+        # found by walking the graph itself, whatever its shape (keys may hold any character)
+        return problem.startswith(("nodes", "paths", "graph."))
     if problem.startswith("nodes["):
         found = re.match(r"nodes\[(\d+)\]", problem)
         assert found is not None
@@ -193,7 +196,7 @@ def located(problem: str, graph: Any) -> bool:
             return False
         rest = problem[found.end():]
         return rest.startswith((": ", ".type: ", ".map: ", ".keywords: ")) or (
-            rest.startswith((".map.", ".keywords.")) and ": " in rest
+            rest.startswith(".") and ": " in rest
         )
     if problem.startswith("paths.") and isinstance(graph.get("paths"), dict):
         for name, steps in graph["paths"].items():
@@ -205,7 +208,7 @@ def located(problem: str, graph: Any) -> bool:
             index = re.match(r"\[(\d+)\]", rest)
             if index and isinstance(steps, list) and int(index[1]) < len(steps):
                 after = rest[index.end():]
-                if after.startswith(": ") or re.match(r"(\.[a-z_]+)+: ", after):
+                if after.startswith(": ") or re.match(r"(\.[^.\[:]+|\[\d+\])+: ", after):
                     return True
     return False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,18 @@ def test_the_broker_defaults_to_redis_url_and_can_be_set_apart() -> None:
                                         "postgresql (e.g. postgresql+psycopg2://user@host/db)"),
         ({"FLOW_ENGINE_GROUP_START": "now"}, "FLOW_ENGINE_GROUP_START='now': must be \"0\" or \"$\""),
         ({"FLOW_ENGINE_GROUP": "my group"}, "FLOW_ENGINE_GROUP='my group': must be a name without spaces"),
+        ({"REDIS_URL": "redis://host/abc"}, "REDIS_URL='redis://host/abc': the database number must be an integer, "
+                                            "got 'abc'"),
+        ({"REDIS_URL": "redis://[::1"}, "REDIS_URL='redis://[::1': is not a valid URL (Invalid IPv6 URL)"),
+        ({"REDIS_URL": "redis://host:port/0"}, "REDIS_URL='redis://host:port/0': is not a valid URL (Port could not "
+                                               "be cast to integer value as 'port')"),
+        ({"CELERY_BROKER_URL": "kafka://k"}, "CELERY_BROKER_URL='kafka://k': must be a broker URL (redis, rediss, "
+                                             "sentinel, amqp, amqps, pyamqp, sqs)"),
+        ({"CELERY_BROKER_URL": "redis://h/x"}, "CELERY_BROKER_URL='redis://h/x': the database number must be an "
+                                               "integer, got 'x'"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD': must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ({"FLOW_ENGINE_METRICS_ADDR": "everywhere"}, "FLOW_ENGINE_METRICS_ADDR='everywhere': must be an IP address "
+                                                     "to listen on (127.0.0.1, 0.0.0.0, ::1)"),
     ],
 )
 def test_a_bad_value_names_the_setting(env: dict[str, str], message: str) -> None:
@@ -61,3 +74,21 @@ def test_every_process_stops_on_a_bad_setting_with_one_line(argv: list[str], tmp
     result = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr == "flow-engine: FLOW_ENGINE_MAX_RETRIES='lots': must be an integer\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[str(BIN / "celery"), "-A", "flow_engine", "worker", "-c", "1"], [sys.executable, "-m", "bridge"],
+     [str(BIN / "flow-engine"), "scheduler"]],
+    ids=["worker", "bridge", "scheduler"],
+)
+def test_every_process_stops_when_its_metrics_port_is_taken(argv: list[str], tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "FLOW_ENGINE_METRICS_PORT": str(port), "REDIS_URL": "redis://127.0.0.1:1/0"}
+        result = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"flow-engine: FLOW_ENGINE_METRICS_PORT={port} (FLOW_ENGINE_METRICS_ADDR=127.0.0.1): Address already in use")

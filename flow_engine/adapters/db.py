@@ -67,8 +67,10 @@ class ContactRow(Base):
 
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL and a busy timeout so several processes can share the file."""
+    # hide_parameters: a statement's parameters (phone numbers, message texts) never reach an error
+    # message, so no log line and no DLQ entry carries them from there.
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -80,4 +82,5 @@ def make_engine(url: str) -> Engine:
         return engine
     # No pre-ping (a round trip per batch): a connection lost to a restart fails its batch, which
     # is retried on a fresh one. execute_batch sends the per-contact UPDATEs of a batch in one go.
-    return create_engine(url, pool_size=2, max_overflow=2, pool_recycle=1800, executemany_mode="values_plus_batch")
+    return create_engine(url, pool_size=2, max_overflow=2, pool_recycle=1800, executemany_mode="values_plus_batch",
+                         hide_parameters=True)

@@ -141,6 +141,9 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
                         "context": insert.excluded.context,
                         "updated_at": insert.excluded.updated_at,
                     },
+                    # a run id is derived from its event; whatever an entry claims, it never
+                    # changes another org's row
+                    where=FlowRunRow.org_id == insert.excluded.org_id,
                 ).returning(FlowRunRow.id),
                 list(runs.values()),
             ).all()
@@ -164,9 +167,14 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
             values: dict[str, Any] = {"updated_at": now}
             if who in names:
                 values["name"] = names[who]
-            if who in patches:
-                values["attributes"] = _sqlite_merged(patches[who])
+            patch = patches.get(who, {})
+            by_path = {key: value for key, value in patch.items() if '"' not in key}
+            if by_path:
+                values["attributes"] = _sqlite_merged(by_path)
             conn.execute(update(ContactRow).where(ContactRow.id == contacts[who].id).values(**values))
+            if len(by_path) < len(patch):
+                rest = {key: value for key, value in patch.items() if key not in by_path}
+                _sqlite_merge_unaddressable(conn, str(contacts[who].id), rest)
 
 
 # Sets the patch's keys (|| keeps every other key: a concurrent write of another key survives).
@@ -177,11 +185,21 @@ _PG_MERGE = text(
 
 
 def _sqlite_merged(patch: dict[str, Any]) -> Any:
-    """SQLite's `attributes` with the keys of `patch` set, computed by the database in the UPDATE."""
+    """SQLite's `attributes` with the keys of `patch` set, computed by the database in the UPDATE.
+    Keys are quoted in the JSON path; a key holding `"` cannot be (SQLite's paths have no escape)."""
     args: list[Any] = [func.coalesce(ContactRow.attributes, "{}")]
     for key, value in patch.items():
-        args += ['$."' + key.replace('"', "") + '"', func.json(json.dumps(value))]
+        args += ['$."' + key + '"', func.json(json.dumps(value))]
     return func.json_set(*args)
+
+
+def _sqlite_merge_unaddressable(conn: Any, row_id: str, patch: dict[str, Any]) -> None:
+    """Keys no SQLite JSON path can name: read, merge, write back. Safe against a concurrent write of
+    another key because the caller's transaction has already written this row, so it holds SQLite's
+    write lock until it commits: nobody writes between this read and this write."""
+    current = conn.execute(select(ContactRow.attributes).where(ContactRow.id == row_id)).scalar()
+    merged = {**(current if isinstance(current, dict) else {}), **patch}
+    conn.execute(update(ContactRow).where(ContactRow.id == row_id).values(attributes=merged))
 
 
 def store_flow(

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flow_engine.core.graph_strings import string_problems
 from flow_engine.core.intents import Keywords, compile_keywords
 from flow_engine.core.patterns import PatternError, compile_pattern
 from flow_engine.core.template import has_placeholders
@@ -287,6 +288,8 @@ def parse_flow(graph: Any, *, flow_id: str = "", version: int = 0) -> Flow:
     if len(json.dumps(graph, separators=(",", ":"))) > MAX_GRAPH_CHARS:
         parser.problem("graph", f"larger than the limit of {MAX_GRAPH_CHARS} characters of JSON")
         return Flow((), {}, tuple(parser.problems), flow_id, version)
+    if unstorable := string_problems(graph):
+        return Flow((), {}, tuple(unstorable), flow_id, version)
     raw_paths = graph.get("paths", {})
     if not isinstance(raw_paths, dict):
         parser.problem("paths", "must be an object of name -> [steps]")

@@ -72,6 +72,22 @@ def test_set_attribute_creates_the_contact_and_merges_without_losing_other_keys(
         assert conn.execute(text("SELECT count(*) FROM contacts")).scalar() == 1
 
 
+def test_attribute_keys_with_quotes_and_dots_are_their_own_keys(engine: Engine) -> None:
+    apply(engine, run_outcome("running", "p:0", ("ab", 1), ("a.b", 2)))
+    apply(engine, run_outcome("running", "p:1", ('a"b', 3), ('"', 4), ("a[0]", 5)))
+    stored = load_contacts(engine, "acme", ["5215550001"])["5215550001"]
+    assert dict(stored.contact.attributes) == {"ab": 1, "a.b": 2, 'a"b': 3, '"': 4, "a[0]": 5}
+
+
+def test_a_run_id_of_another_org_never_changes_that_orgs_row(engine: Engine) -> None:
+    apply(engine, run_outcome("running", "p:1"))  # org acme's run-1
+    intruder = {("evil", "5215550001"): load_contacts(engine, "evil", ["5215550001"])["5215550001"]}
+    apply_outcomes(engine, [Applied("evil", "ch1", "5215550001", run_outcome("failed", "x:9"))], intruder)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT org_id, status, last_step FROM flow_runs")).all()
+    assert [tuple(r) for r in rows] == [("acme", "running", "p:1")]
+
+
 def test_contacts_are_found_by_wa_id_or_phone_per_org(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO contacts (id, org_id, wa_id, phone, name, attributes, created_at, updated_at) "
