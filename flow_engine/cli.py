@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from flow_engine.adapters.dlq import printable, printable_json
 from flow_engine.core.graph import Flow, parse_flow
 from flow_engine.core.outcome import AttributeWrite, Contact, OutboxMessage, WebhookEvent
 from flow_engine.core.simulator import Happening, Simulator, effect_lines
@@ -265,7 +266,7 @@ def tail(from_start: bool, count: int) -> None:
                     at = datetime.fromtimestamp(int(entry_id.split("-")[0]) / 1000).strftime("%H:%M:%S.%f")[:-3]
                     kind = fields.get("type", "?")
                     body = fields.get(kind, "") if kind == "text" else f"[{kind}] {fields.get(kind, '')}"
-                    click.echo(f"{at} {fields.get('org_id', '')} → {fields.get('to', '')}: {body}")
+                    click.echo(printable(f"{at} {fields.get('org_id', '')} → {fields.get('to', '')}: {body}"))
                     if count and seen >= count:
                         return
     except KeyboardInterrupt:
@@ -376,12 +377,13 @@ def dlq_list(limit: int, as_json: bool) -> None:
     from flow_engine.adapters.scripts import connect
 
     for entry_id, fields in ops.dlq_entries(connect(_settings().redis_url, decode=False), limit):
-        if as_json:
-            click.echo(json.dumps({"id": entry_id, **fields}, ensure_ascii=False))
+        if as_json:  # JSON escapes C0 controls itself; the others are shown as JSON escapes too
+            click.echo(printable_json(json.dumps({"id": entry_id, **fields}, ensure_ascii=False)))
         else:
             org = fields.get("org_id", "-")
-            click.echo(f"{entry_id}  {fields.get('error', '?'):<22} org {org}  retries {fields.get('retries', '0')}  "
-                       f"from {fields.get('source_id', '?')}: {fields.get('error_detail', '')}")
+            click.echo(printable(f"{entry_id}  {fields.get('error', '?'):<22} org {org}  retries "
+                                 f"{fields.get('retries', '0')}  from {fields.get('source_id', '?')}: "
+                                 f"{fields.get('error_detail', '')}"))
 
 
 @dlq.command("replay")

@@ -5,6 +5,7 @@ reported and restarted with backoff. /metrics (FLOW_ENGINE_METRICS_PORT) sums al
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
 import signal
@@ -63,7 +64,7 @@ class Supervisor:
 
     def start(self, child: Child) -> None:
         child.proc = subprocess.Popen(child.argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+                                      stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         child.started_at = time.monotonic()
         child.restart_at = None
         reader = threading.Thread(target=self._pump, args=(child, child.proc.stdout), daemon=True)
@@ -119,6 +120,17 @@ class Supervisor:
         return 0
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the supervisor dies, however it dies (even SIGKILL), so
+    no bridge or worker is left running in the background holding the ports (Linux prctl)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def up(concurrency: int, flower: bool, flower_port: int, events: bool) -> int:
     """Run the dev stack until Ctrl-C or SIGTERM."""
     from flow_engine import metrics_dir, settings
@@ -148,4 +160,5 @@ def up(concurrency: int, flower: bool, flower_port: int, events: bool) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)  # the terminal was closed: stop the children as on Ctrl-C
     return supervisor.run()

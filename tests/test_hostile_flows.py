@@ -73,5 +73,5 @@ def test_an_event_whose_outputs_exceed_the_limit_causes_none_of_them_and_fails_i
         assert (capped.effects, capped.wait_after, capped.timers_add) == ((), None, ())
         assert capped.run is not None and capped.run.status == "failed"
         assert capped.failure is not None and capped.failure.code == "output-limit"
-        assert capped.failure.detail.startswith("path_default:31: one message caused 31 outputs of ")
+        assert capped.failure.detail.startswith("path_default:31: one message caused 31 outputs (")
         assert capped.run.context["error"] == capped.failure.detail

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 # Fields the DLQ adds to the original ones; a replay removes them again.
 DLQ_FIELDS = ("error", "error_detail", "retries", "source_id", "failed_at", "event_index", "event_key")
 REPLAY_FIELDS = ("replay_index", "replay_key", "replay_of", "replay_sig")
+
+
+# Characters a terminal acts on instead of showing: C0 and C1 controls, DEL, and the bidirectional
+# overrides that reorder what is shown. An entry is data from outside; printing them raw lets it
+# move the cursor, retitle the window or hide text.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on shown as an escape (`\x1b`, `\u202e`)."""
+    return _UNSAFE.sub(lambda found: ascii(found[0])[1:-1], text)
+
+
+def printable_json(encoded: str) -> str:
+    """JSON text with the same characters as `printable` written as JSON escapes (still valid JSON)."""
+    return _UNSAFE.sub(lambda found: f"\\u{ord(found[0]):04x}", encoded)
 
 
 def one_line(text: str, limit: int = 500) -> str:

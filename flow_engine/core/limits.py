@@ -32,8 +32,8 @@ def cap_outputs(outcome: Outcome, *, max_outputs: int, max_bytes: int) -> Outcom
         return outcome
     size = output_bytes(outcome)
     where = outcome.run.last_step if outcome.run is not None else "?"
-    detail = (f"{where}: one message caused {outputs} outputs of {size} characters, more than the limit of "
-              f"{max_outputs} outputs or {max_bytes} characters (the run stopped here)")
+    detail = (f"{where}: one message caused {outputs} outputs ({size} characters), more than the limit of "
+              f"{max_outputs} outputs or {max_bytes} characters")
     run = None
     if outcome.run is not None:
         run = replace(outcome.run, status="failed", context={**outcome.run.context, "waiting_for": None,

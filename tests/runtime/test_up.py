@@ -3,6 +3,7 @@ dead child and a clean Ctrl-C."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,9 +58,26 @@ class Up:
         return sum(1 for line in list(self.lines) if re.search(pattern, line))
 
 
-def get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def get(url: str, auth: str | None = None) -> str:
+    headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as response:
         return str(response.read().decode())
+
+
+def post_status(url: str, headers: dict[str, str]) -> int:
+    """The HTTP status of a POST (a browser page's form or fetch would send these headers)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=b"", headers=headers, method="POST"),
+                                    timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def flower_auth(stack: Up) -> str:
+    """The generated Flower login that `flow-engine up` prints."""
+    found = stack.wait_for(r"Flower on http://127\.0\.0\.1:\d+ \(user (\S+), password (\S+)\)")
+    return f"{found.group(1)}:{found.group(2)}"
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +122,33 @@ def test_a_greeting_within_a_second_and_the_second_line_after_the_delay(
     assert "nexia_engine_handed_on_total 2.0" in metrics
     assert "nexia_engine_sched_published_total 1.0" in metrics
     time.sleep(1.5)  # Flower learns of tasks from the worker's events
-    tasks = json.loads(get(f"http://127.0.0.1:{flower_port}/api/tasks"))
+    tasks = json.loads(get(f"http://127.0.0.1:{flower_port}/api/tasks", auth=flower_auth(_stack)))
     assert {task["name"] for task in tasks.values()} == {"flow_engine.process_lane"}
     assert all(task["args"].startswith("lane ") for task in tasks.values())
+
+
+def test_flower_asks_for_a_password_and_refuses_cross_site_requests(
+    up: tuple[Up, dict[str, str], int, int],
+) -> None:
+    stack, env, metrics_port, flower_port = up
+    stack.wait_for(rf"metrics on http://127\.0\.0\.1:{metrics_port}/metrics")
+    worker = stack.wait_for(r"worker +\| .*(celery@\S+) ready").group(1)
+    shutdown = f"http://127.0.0.1:{flower_port}/api/worker/shutdown/{worker}"
+    evil = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+    basic = {"Authorization": "Basic " + base64.b64encode(flower_auth(stack).encode()).decode()}
+    assert post_status(shutdown, {}) == 401  # no password
+    assert post_status(shutdown, evil) == 403  # any web page the developer opens
+    assert post_status(shutdown, {**evil, **basic}) == 403  # even with the browser's cached login
+    assert post_status(shutdown, {"Origin": "http://evil.example", **basic}) == 403  # no fetch metadata
+    sent = subprocess.run([FLOW_ENGINE, "send", "--org", "demo", "--from", "5215550009", "hola"], env=env,
+                          capture_output=True, check=True, timeout=30)
+    assert sent.returncode == 0
+    client = connect(env["REDIS_URL"])
+    deadline = time.monotonic() + 10
+    while not any(f["to"] == "5215550009" for _id, f in client.xrange("nf:outbox")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(f["to"] == "5215550009" for _id, f in client.xrange("nf:outbox"))  # the worker still answers
+    assert stack.count(r"worker +\| .*(shutdown|Warm shutdown)") == 0
 
 
 def test_a_child_that_dies_is_reported_and_restarted(up: tuple[Up, dict[str, str], int, int]) -> None:
@@ -134,3 +177,32 @@ def test_ctrl_c_stops_every_child_within_10_seconds(up: tuple[Up, dict[str, str]
         except ProcessLookupError:
             pass
     assert alive == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP, signal.SIGTERM], ids=["SIGKILL", "SIGHUP", "SIGTERM"])
+def test_no_child_outlives_the_supervisor(sig: int, redis_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{tmp_path / 'fe.db'}"}
+    env.pop("FLOW_ENGINE_METRICS_PORT", None)
+    subprocess.run([FLOW_ENGINE, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=60)
+    stack = Up(env, ["-c", "1", "--no-flower"])
+    try:
+        stack.wait_for(r"worker +\| .*celery@\S+ ready")
+        pids = [int(m) for line in list(stack.lines) for m in re.findall(r"\| started \(pid (\d+)\)", line)]
+        assert len(pids) == 3  # bridge, timer loop, worker
+        os.kill(stack.proc.pid, sig)  # the supervisor alone, as a closed terminal or `kill -9` does
+        stack.proc.wait(timeout=15)
+        deadline = time.monotonic() + 15
+        while (alive := [pid for pid in pids if _running(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert alive == []
+    finally:
+        if stack.proc.poll() is None:
+            os.killpg(stack.proc.pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
