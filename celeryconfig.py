@@ -6,7 +6,10 @@ per process, no results, JSON only. A bad setting stops the process with one lin
 
 import sys
 
+from kombu import Queue
+
 from flow_engine import settings as _settings
+from flow_engine.adapters.keys import BUSY_LANES_QUEUE, NEW_LANES_QUEUE
 
 try:
     _conf = _settings.get()
@@ -20,8 +23,13 @@ broker_transport_options = {
     "visibility_timeout": 300,  # s; tasks drain a lane for ~2 s, so 300 s is far above the longest task
     "socket_timeout": 10,
     "socket_connect_timeout": 5,
+    # Consume the queues in the order of task_queues: newly armed lanes (a quiet org's message) before
+    # the next turn of a busy lane. A busy lane yields after FLOW_ENGINE_TASK_BUDGET_MS, so nobody
+    # waits longer than about one turn.
+    "queue_order_strategy": "priority",
 }
-task_default_queue = "flow-engine"
+task_queues = (Queue(NEW_LANES_QUEUE), Queue(BUSY_LANES_QUEUE))
+task_default_queue = BUSY_LANES_QUEUE
 task_acks_late = True
 task_reject_on_worker_lost = True
 task_ignore_result = True

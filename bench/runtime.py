@@ -72,8 +72,9 @@ from sqlalchemy.pool import NullPool
 from bench import baselines
 from bench.interpreter import TEXTS, _git_commit
 from bench.memory import RssSampler, merge
+from flow_engine import ops
 from flow_engine import settings as settings_module
-from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, OUTBOX, WEBHOOKS, Keys
+from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, OUTBOX, WEBHOOKS
 from flow_engine.adapters.migrate import upgrade
 from flow_engine.devstack import BIN, Process, Stack
 
@@ -213,10 +214,7 @@ def backlog(client: Any, group: str, lanes: int) -> tuple[int, int, int]:
         lag = 0 if info["last-delivered-id"] == stream["last-generated-id"] else 1
     if lag or pending["pending"]:
         return int(lag), int(pending["pending"]), -1
-    pipe = client.pipeline(transaction=False)
-    for lane in range(lanes):
-        pipe.llen(Keys.lane(lane))
-    return 0, 0, sum(pipe.execute())
+    return 0, 0, sum(ops.lane_lengths(client).values())
 
 
 def _entries_read(client: Any, group: str) -> int:

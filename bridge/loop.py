@@ -19,7 +19,7 @@ import redis
 from bridge.routing import route
 from flow_engine import metrics
 from flow_engine.adapters.dlq import dlq_entry
-from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, STATS, Keys
+from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, LANES, STATS, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret
 from flow_engine.clock import now_ms
@@ -31,7 +31,7 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 class Bridge:
-    def __init__(self, settings: Settings, enqueue: Callable[[int], Any]) -> None:
+    def __init__(self, settings: Settings, enqueue: Callable[[str], Any]) -> None:
         self.settings = settings
         self.enqueue = enqueue  # starts a worker task for a lane
         self.redis = connect(settings.redis_url, decode=False)  # entries may hold invalid UTF-8
@@ -126,7 +126,7 @@ class Bridge:
             return
         for batch in routed.batches:
             result = self.scripts.handoff(
-                keys=[INCOMING, BRIDGE_LEASE, STATS],
+                keys=[INCOMING, BRIDGE_LEASE, STATS, LANES],
                 args=[self.settings.group, self.token, self.lease_ms(), self.settings.dedupe_ttl_s, now_ms(),
                       LANE_PREFIX, *batch],
             )
@@ -136,7 +136,7 @@ class Bridge:
             metrics.ignored.labels("receipt").inc(int(result[2]))
             metrics.ignored.labels("forged-resume").inc(int(result[3]))
             for lane in result[4:]:
-                self.enqueue(int(lane))
+                self.enqueue(lane.decode() if isinstance(lane, bytes) else lane)
 
     # -- the loop -------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from flow_engine.adapters import lanes as lane_items
+from flow_engine.adapters.keys import Keys
 from flow_engine.adapters.signing import is_replay, replay_signed, resume_signed
 from flow_engine.core.inbound import InvalidPayload, Message, lane_key, parse_entry
 
@@ -20,9 +21,10 @@ from flow_engine.core.inbound import InvalidPayload, Message, lane_key, parse_en
 HANDOFF_EVENTS = 500
 
 
-def lane_of(org_id: str, channel_id: str, contact: str, lanes: int) -> int:
-    """The lane of a contact: stable across processes (crc32, not Python's salted hash)."""
-    return zlib.crc32(f"{org_id}\x1f{channel_id}\x1f{contact}".encode()) % lanes
+def lane_of(org_id: str, channel_id: str, contact: str, lanes: int) -> str:
+    """The lane of a contact: one of its org's `lanes`, stable across processes (crc32, not Python's
+    salted hash)."""
+    return Keys.lane_id(org_id, zlib.crc32(f"{channel_id}\x1f{contact}".encode()) % lanes)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import replay_fields
-from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, STATS, Keys
+from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANES, STATS, Keys
 from flow_engine.adapters.scripts import RedisClient, Scripts, connect
 from flow_engine.adapters.signing import REPLAY_SIG, load_secret, replay_sig
 from flow_engine.clock import now_ms
@@ -23,7 +23,7 @@ class Status:
     group_lag: int | None  # None: the group does not exist yet
     pending: int
     lanes_backlog: int
-    busiest_lane: tuple[int, int] | None  # (lane, events)
+    busiest_lane: tuple[str, int] | None  # (lane, events)
     scheduled: int
     oldest_overdue_ms: int  # how late the most overdue timer is (0: none is due)
     waits: int
@@ -36,6 +36,15 @@ class Status:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def lane_lengths(client: RedisClient) -> dict[str, int]:
+    """Events waiting in each lane that holds any (two round trips, whatever the number of orgs)."""
+    lanes = sorted(_text(lane) for lane in client.smembers(LANES))
+    pipe = client.pipeline(transaction=False)
+    for lane in lanes:
+        pipe.llen(Keys.lane(lane))
+    return {lane: int(length) for lane, length in zip(lanes, pipe.execute(), strict=True) if length}
+
+
 def status(settings: Settings, client: RedisClient, workers: list[str] | None) -> Status:
     keys = Keys.of(settings)
     pipe = client.pipeline(transaction=False)
@@ -46,19 +55,18 @@ def status(settings: Settings, client: RedisClient, workers: list[str] | None) -
     pipe.hgetall(STATS)
     pipe.xlen(DLQ)
     pipe.get(BRIDGE_LEASE)
-    for lane in range(settings.lanes):
-        pipe.llen(Keys.lane(lane))
-    length, groups, scheduled, first, stats, dlq, lease, *lanes = pipe.execute(raise_on_error=False)
+    length, groups, scheduled, first, stats, dlq, lease = pipe.execute(raise_on_error=False)
     stats = stats if isinstance(stats, dict) else {}
+    lanes = lane_lengths(client)
     group = next((g for g in groups if g.get("name") == settings.group), None) if isinstance(groups, list) else None
-    busiest = max(range(len(lanes)), key=lanes.__getitem__, default=None)
+    busiest = max(lanes, key=lanes.__getitem__, default=None)
     overdue = max(now_ms() - int(first[0][1]), 0) if first else 0
     return Status(
         stream_length=int(length) if isinstance(length, int) else 0,
         group_lag=None if group is None else int(group.get("lag") or 0),
         pending=0 if group is None else int(group.get("pending") or 0),
-        lanes_backlog=sum(lanes),
-        busiest_lane=None if busiest is None or not lanes[busiest] else (busiest, lanes[busiest]),
+        lanes_backlog=sum(lanes.values()),
+        busiest_lane=None if busiest is None else (busiest, lanes[busiest]),
         scheduled=int(scheduled),
         oldest_overdue_ms=overdue,
         waits=int(stats.get("waits") or 0),

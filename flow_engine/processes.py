@@ -42,10 +42,11 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def enqueue_lane(lane: int) -> None:
+def enqueue_lane(lane: str) -> None:
+    """A lane armed by the bridge or re-armed by the sweep: it was idle, so it goes first."""
     from flow_engine.tasks import enqueue
 
-    enqueue(lane)
+    enqueue(lane, new=True)
 
 
 def run_bridge() -> None:

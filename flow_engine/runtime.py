@@ -16,7 +16,7 @@ from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
 from flow_engine.adapters.failures import dlq_text, is_permanent, log_text
-from flow_engine.adapters.keys import DLQ, STATS, TIMER_WAKE, Keys
+from flow_engine.adapters.keys import DLQ, LANES, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
 from flow_engine.clock import now_ms
@@ -61,7 +61,7 @@ class Runtime:
 
     # -- draining -------------------------------------------------------------------------------------
 
-    def drain(self, lane: int, budget_s: float = 2.0) -> str:
+    def drain(self, lane: str, budget_s: float = 2.0) -> str:
         """Process the lane until it is empty ("empty"), the budget is spent ("yield": call again),
         another worker holds it ("busy"), or the lane was taken over ("lost")."""
         token = uuid.uuid4().hex
@@ -101,7 +101,7 @@ class Runtime:
             with contextlib.suppress(Exception):  # Redis is down: the lock expires by itself
                 self.scripts.release(keys=[lock], args=[token])
 
-    def _process(self, lane: int, token: str, raw: list[str]) -> int:
+    def _process(self, lane: str, token: str, raw: list[str]) -> int:
         """Run `raw` (the lane's head) and commit; returns the events left, or -1 if fenced out."""
         started = time.perf_counter()
         ops: list[Op] = []
@@ -157,17 +157,17 @@ class Runtime:
         raw = self.redis.mget([self.keys.wait(*w) for w in who])
         return {w: load_wait(value) for w, value in zip(who, raw, strict=True)}
 
-    def _commit(self, lane: int, token: str, count: int, ops: list[Op], timestamp: int) -> int:
+    def _commit(self, lane: str, token: str, count: int, ops: list[Op], timestamp: int) -> int:
         left = self.scripts.commit(
-            keys=[Keys.lane(lane), Keys.lane_lock(lane), Keys.lane_armed(lane), self.keys.timers, STATS],
+            keys=[Keys.lane(lane), Keys.lane_lock(lane), Keys.lane_armed(lane), self.keys.timers, STATS, LANES],
             args=[token, count, self.settings.lock_ttl_ms, timestamp, TIMER_WAKE,
-                  json.dumps(ops, ensure_ascii=False, separators=(",", ":"))],
+                  json.dumps(ops, ensure_ascii=False, separators=(",", ":")), lane],
         )
         return int(left)
 
     # -- failures -------------------------------------------------------------------------------------
 
-    def _dead_letter(self, lane: int, token: str, raw: str, error: str, detail: str, retries: int) -> int:
+    def _dead_letter(self, lane: str, token: str, raw: str, error: str, detail: str, retries: int) -> int:
         """Move the lane's head event `raw` to the DLQ with `error`; returns the events left (-1: fenced)."""
         item = lanes.decode(raw)
         entry = dlq_entry(lanes.source_fields(self.redis, item), error=error, detail=detail, retries=retries,
@@ -179,7 +179,7 @@ class Runtime:
             metrics.errors.labels(error).inc()
         return left
 
-    def dead_letter_head(self, lane: int, detail: str, retries: int) -> bool:
+    def dead_letter_head(self, lane: str, detail: str, retries: int) -> bool:
         """Move the lane's head event to the DLQ (`max-retries-exceeded`) so the lane moves on."""
         token = uuid.uuid4().hex
         lock = Keys.lane_lock(lane)
@@ -194,7 +194,7 @@ class Runtime:
         finally:
             self.scripts.release(keys=[lock], args=[token])
 
-    def hold_off(self, lane: int, until_ms: int) -> None:
+    def hold_off(self, lane: str, until_ms: int) -> None:
         """A retry of the lane is scheduled for `until_ms`: the stall sweep counts from then."""
         self.redis.set(Keys.lane_armed(lane), until_ms)
 

@@ -13,7 +13,7 @@ from typing import Any
 import redis
 
 from flow_engine import metrics, ops
-from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, SECRET, TIMER_WAKE, Keys
+from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, LANES, SECRET, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret
 from flow_engine.clock import now_ms
@@ -30,11 +30,11 @@ class Tick:
     moved: int
     next_due_ms: int | None
     lateness_ms: tuple[int, ...]
-    rearmed: tuple[int, ...]
+    rearmed: tuple[str, ...]
 
 
 class TimerLoop:
-    def __init__(self, settings: Settings, enqueue: Callable[[int], Any]) -> None:
+    def __init__(self, settings: Settings, enqueue: Callable[[str], Any]) -> None:
         self.settings = settings
         self.enqueue = enqueue
         self.redis = connect(settings.redis_url)
@@ -56,11 +56,11 @@ class TimerLoop:
         metrics.sched_published.inc(moved)
         for late_ms in lateness:
             metrics.timer_lateness_seconds.observe(late_ms / 1000)
-        rearmed: tuple[int, ...] = ()
+        rearmed: tuple[str, ...] = ()
         if now - self.last_sweep_ms >= SWEEP_EVERY_MS:
             self.last_sweep_ms = now
-            stalled = self.scripts.sweep(args=[LANE_PREFIX, self.settings.lanes, now, self.settings.stall_ms])
-            rearmed = tuple(int(lane) for lane in stalled)
+            stalled = self.scripts.sweep(keys=[LANES], args=[LANE_PREFIX, now, self.settings.stall_ms])
+            rearmed = tuple(stalled)
             for lane in rearmed:
                 log.info("lane %s holds events without a worker: re-armed", lane)
                 self.enqueue(lane)

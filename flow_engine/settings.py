@@ -33,7 +33,7 @@ class Settings:
     sched_zset: str = "nf:incoming:scheduled"
     wait_prefix: str = "fe:wait"
     metrics_port: int | None = None
-    lanes: int = 16  # the most worker processes that can work at once; fewer lanes, bigger batches
+    lanes: int = 16  # lanes per org: the most worker processes one org can keep busy at once
     read_batch: int = 200  # entries per XREADGROUP of the bridge
     lane_batch: int = 400  # most events per lane transaction of a worker (batches form only under load)
     lock_ttl_ms: int = 10_000  # a lane whose worker died is free again after this
@@ -47,6 +47,7 @@ class Settings:
     max_outputs: int = 500  # outbox entries and webhook events one message may cause
     max_output_bytes: int = 1024 * 1024  # and their size (characters of field values)
     log_level: str = "INFO"
+    task_budget_ms: int = 100  # a lane's turn: then it yields to the other lanes (and new ones first)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int = 2**31) -> int:
@@ -153,6 +154,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
                              "must be an IP address to listen on (127.0.0.1, 0.0.0.0, ::1)"),
         max_outputs=_int(env, "FLOW_ENGINE_MAX_OUTPUTS", Settings.max_outputs, 1, 100_000),
         max_output_bytes=_int(env, "FLOW_ENGINE_MAX_OUTPUT_BYTES", Settings.max_output_bytes, 1024, 64 * 1024 * 1024),
+        task_budget_ms=_int(env, "FLOW_ENGINE_TASK_BUDGET_MS", Settings.task_budget_ms, 10, 60_000),
         log_level=_choice(env, "LOG_LEVEL", Settings.log_level, lambda v: v.upper() in LOG_LEVELS,
                           f"must be one of {', '.join(LOG_LEVELS)}").upper(),
     )

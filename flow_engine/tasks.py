@@ -8,6 +8,7 @@ from typing import Any
 
 from flow_engine import metrics
 from flow_engine import settings as settings_module
+from flow_engine.adapters.keys import BUSY_LANES_QUEUE, NEW_LANES_QUEUE
 from flow_engine.celery import app
 from flow_engine.clock import now_ms
 from flow_engine.runtime import LaneFailure, runtime
@@ -22,12 +23,12 @@ def backoff_ms(attempt: int) -> int:
 
 
 @app.task(bind=True, name="flow_engine.process_lane", max_retries=None, acks_late=True)
-def process_lane(self: Any, lane: int, attempt: int = 0) -> str:
+def process_lane(self: Any, lane: str, attempt: int = 0) -> str:
     """Process lane `lane` until it is empty. `attempt` counts failures of its current head event."""
     settings = settings_module.get()
     rt = runtime(settings)
     try:
-        result = rt.drain(lane)
+        result = rt.drain(lane, budget_s=settings.task_budget_ms / 1000)
     except LaneFailure as failure:
         metrics.errors.labels("transient").inc()
         attempt = 1 if failure.progressed else attempt + 1
@@ -51,6 +52,7 @@ def process_lane(self: Any, lane: int, attempt: int = 0) -> str:
     return result
 
 
-def enqueue(lane: int, countdown_s: float | None = None) -> None:
-    """Start a task for `lane` (named readably in Flower)."""
-    process_lane.apply_async((lane,), countdown=countdown_s, argsrepr=f"lane {lane}")
+def enqueue(lane: str, *, new: bool = False) -> None:
+    """Start a task for `lane` (named readably in Flower). A lane that was idle (`new`) goes to the
+    queue consumed first; a lane that used up its turn goes behind the others' turns."""
+    process_lane.apply_async((lane,), queue=NEW_LANES_QUEUE if new else BUSY_LANES_QUEUE, argsrepr=f"lane {lane}")

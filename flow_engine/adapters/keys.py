@@ -11,10 +11,15 @@ OUTBOX = "nf:outbox"
 WEBHOOKS = "nf:webhooks"
 DLQ = "nf:incoming:dlq"
 
-LANE_PREFIX = "fe:lane:"  # fe:lane:{n} (list of events), fe:lane:{n}:armed, fe:lane:{n}:lock
+LANE_PREFIX = "fe:lane:"  # fe:lane:{lane} (list of events), fe:lane:{lane}:armed, fe:lane:{lane}:lock
+LANES = "fe:lanes"  # set of the lanes that hold events (a lane is "{org}:{n}": every org has its own)
 BRIDGE_LEASE = "fe:bridge:lease"  # the one bridge allowed to hand entries on (keeps stream order)
 TIMER_WAKE = "fe:timers:wake"  # pub/sub channel: an earlier timer was added
 STATS = "fe:stats"  # hash of counters kept by scripts (duplicates, ignored:<reason>, waits)
+# Celery queues, consumed in this order (queue_order_strategy "priority"): a lane that was idle and
+# just got an event goes first, so a quiet org is served before the next turn of a busy org's lanes.
+NEW_LANES_QUEUE = "flow-engine-new"
+BUSY_LANES_QUEUE = "flow-engine"  # a lane that used up its turn and still holds events; retries
 SECRET = "fe:secret"  # the engine's MAC key (resume and replay signatures); created once, never rotated
 
 
@@ -42,16 +47,22 @@ class Keys:
         return cls(settings.wait_prefix, settings.sched_zset)
 
     @staticmethod
-    def lane(n: int) -> str:
-        return f"{LANE_PREFIX}{n}"
+    def lane_id(org_id: str, n: int) -> str:
+        """Lane `n` of an org: each org has lanes of its own, so one org's backlog never sits in
+        front of another org's events."""
+        return f"{part(org_id)}:{n}"
 
     @staticmethod
-    def lane_lock(n: int) -> str:
-        return f"{LANE_PREFIX}{n}:lock"
+    def lane(lane: str) -> str:
+        return f"{LANE_PREFIX}{lane}"
 
     @staticmethod
-    def lane_armed(n: int) -> str:
-        return f"{LANE_PREFIX}{n}:armed"
+    def lane_lock(lane: str) -> str:
+        return f"{LANE_PREFIX}{lane}:lock"
+
+    @staticmethod
+    def lane_armed(lane: str) -> str:
+        return f"{LANE_PREFIX}{lane}:armed"
 
     def wait(self, org_id: str, channel_id: str, contact: str) -> str:
         return f"{self.wait_prefix}:{part(org_id)}:{part(channel_id)}:{part(contact)}"

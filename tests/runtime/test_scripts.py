@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from flow_engine.adapters import lanes
-from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, SECRET, STATS, TIMER_WAKE, Keys
+from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, LANES, SECRET, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret, resume_sig, resume_signed
 from flow_engine.core.inbound import Message
@@ -38,14 +38,14 @@ def read(r: Any, count: int = 100) -> list[tuple[str, dict[str, str]]]:
     return reply[0][1] if reply else []
 
 
-def handoff(scripts: Scripts, token: str, entries: list[list[Any]], now: int = 1000) -> list[int]:
+def handoff(scripts: Scripts, token: str, entries: list[list[Any]], now: int = 1000) -> list[int | str]:
     flat: list[Any] = []
     for stream_id, pushes in entries:
         flat += [stream_id, len(pushes), *(part for push in pushes for part in push)] if pushes else \
             [stream_id, 0, "receipt"]
     args = [GROUP, token, 5000, 3600, now, LANE_PREFIX, *flat]
-    result = scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS], args=args)
-    return [int(x) for x in result]
+    result = scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES], args=args)
+    return [int(x) for x in result[:4]] + [str(lane) for lane in result[4:]]
 
 
 def test_handoff_pushes_acks_and_arms_once_and_skips_entries_handed_on_before(r: Any, scripts: Scripts) -> None:
@@ -53,13 +53,15 @@ def test_handoff_pushes_acks_and_arms_once_and_skips_entries_handed_on_before(r:
     first = r.xadd(INCOMING, {"payload": "a"})
     second = r.xadd(INCOMING, {"payload": "b"})
     read(r)
-    entries = [[first, [[3, "item-a", ""]]], [second, [[3, "item-b", ""], [7, "item-c", ""]]]]
-    assert handoff(scripts, "me", entries) == [3, 0, 0, 0, 3, 7]  # pushed, duplicates, receipts, forged, lanes armed
-    assert r.lrange(f"{LANE_PREFIX}3", 0, -1) == ["item-a", "item-b"]
+    entries = [[first, [["acme:3", "item-a", ""]]], [second, [["acme:3", "item-b", ""], ["zeta:7", "item-c", ""]]]]
+    # pushed, duplicates, receipts, forged, then the lanes armed (each org has its own lanes)
+    assert handoff(scripts, "me", entries) == [3, 0, 0, 0, "acme:3", "zeta:7"]
+    assert r.lrange(f"{LANE_PREFIX}acme:3", 0, -1) == ["item-a", "item-b"]
+    assert r.smembers(LANES) == {"acme:3", "zeta:7"}
     assert r.xpending(INCOMING, GROUP)["pending"] == 0
     # Read again after a crash (the entries were acked): nothing is pushed twice.
     assert handoff(scripts, "me", entries) == [0, 0, 0, 0]
-    assert r.llen(f"{LANE_PREFIX}3") == 2 and r.llen(f"{LANE_PREFIX}7") == 1
+    assert r.llen(f"{LANE_PREFIX}acme:3") == 2 and r.llen(f"{LANE_PREFIX}zeta:7") == 1
 
 
 def test_handoff_drops_a_whatsapp_id_seen_before_and_counts_it(r: Any, scripts: Scripts) -> None:
@@ -67,8 +69,9 @@ def test_handoff_drops_a_whatsapp_id_seen_before_and_counts_it(r: Any, scripts: 
     ids = [r.xadd(INCOMING, {"payload": str(n)}) for n in range(2)]
     read(r)
     seen = Keys.seen("acme", "wamid.1")
-    assert handoff(scripts, "me", [[ids[0], [[1, "x", seen]]], [ids[1], [[1, "y", seen]]]]) == [1, 1, 0, 0, 1]
-    assert r.lrange(f"{LANE_PREFIX}1", 0, -1) == ["x"]
+    assert handoff(scripts, "me", [[ids[0], [["acme:1", "x", seen]]], [ids[1], [["acme:1", "y", seen]]]]) == [
+        1, 1, 0, 0, "acme:1"]
+    assert r.lrange(f"{LANE_PREFIX}acme:1", 0, -1) == ["x"]
     assert r.hget(STATS, "ignored:duplicate") == "1"
     assert 0 < r.ttl(seen) <= 3600
 
@@ -86,8 +89,8 @@ def test_handoff_is_fenced_by_the_bridge_lease(r: Any, scripts: Scripts) -> None
     entry = r.xadd(INCOMING, {"payload": "a"})
     read(r)
     with pytest.raises(Exception, match="FENCED"):
-        handoff(scripts, "me", [[entry, [[0, "item", ""]]]])
-    assert r.llen(f"{LANE_PREFIX}0") == 0
+        handoff(scripts, "me", [[entry, [["acme:0", "item", ""]]]])
+    assert r.llen(f"{LANE_PREFIX}acme:0") == 0
     assert r.xpending(INCOMING, GROUP)["pending"] == 1  # still pending: the lease holder hands it on
 
 
@@ -101,28 +104,30 @@ def test_dead_letter_moves_an_entry_to_the_dlq_once(r: Any, scripts: Scripts) ->
     assert [fields for _id, fields in r.xrange(DLQ)] == [{"payload": "{bad", "error": "invalid-payload"}]
 
 
-def commit(scripts: Scripts, lane: int, token: str, count: int, ops: list[Any], now: int = 5000) -> int:
+def commit(scripts: Scripts, lane: str, token: str, count: int, ops: list[Any], now: int = 5000) -> int:
     return int(scripts.commit(
-        keys=[Keys.lane(lane), Keys.lane_lock(lane), Keys.lane_armed(lane), "nf:incoming:scheduled", STATS],
-        args=[token, count, 2000, now, TIMER_WAKE, json.dumps(ops)]))
+        keys=[Keys.lane(lane), Keys.lane_lock(lane), Keys.lane_armed(lane), "nf:incoming:scheduled", STATS, LANES],
+        args=[token, count, 2000, now, TIMER_WAKE, json.dumps(ops), lane]))
 
 
 def test_commit_applies_effects_and_trims_only_while_holding_the_lane(r: Any, scripts: Scripts) -> None:
-    r.rpush(Keys.lane(4), "e1", "e2", "e3")
-    r.set(Keys.lane_armed(4), 1)
-    r.set(Keys.lane_lock(4), "holder")
+    r.rpush(Keys.lane("o:4"), "e1", "e2", "e3")
+    r.sadd(LANES, "o:4")
+    r.set(Keys.lane_armed("o:4"), 1)
+    r.set(Keys.lane_lock("o:4"), "holder")
     ops = [["x", "nf:outbox", ["to", "1", "text", "hi"]], ["w", "fe:wait:a", "w"], ["z", "2000", "m1"]]
-    assert commit(scripts, 4, "intruder", 2, ops) == -1  # fenced: nothing happens
-    assert r.llen(Keys.lane(4)) == 3 and r.xlen("nf:outbox") == 0 and r.zcard("nf:incoming:scheduled") == 0
-    assert commit(scripts, 4, "holder", 2, ops) == 1
-    assert r.lrange(Keys.lane(4), 0, -1) == ["e3"]
+    assert commit(scripts, "o:4", "intruder", 2, ops) == -1  # fenced: nothing happens
+    assert r.llen(Keys.lane("o:4")) == 3 and r.xlen("nf:outbox") == 0 and r.zcard("nf:incoming:scheduled") == 0
+    assert commit(scripts, "o:4", "holder", 2, ops) == 1
+    assert r.lrange(Keys.lane("o:4"), 0, -1) == ["e3"]
     assert [f for _i, f in r.xrange("nf:outbox")] == [{"to": "1", "text": "hi"}]
     assert r.get("fe:wait:a") == "w" and r.zscore("nf:incoming:scheduled", "m1") == 2000
-    assert r.get(Keys.lane_armed(4)) == "5000" and 0 < r.pttl(Keys.lane_lock(4)) <= 2000
+    assert r.get(Keys.lane_armed("o:4")) == "5000" and 0 < r.pttl(Keys.lane_lock("o:4")) <= 2000
     assert r.hget(STATS, "waits") == "1"
-    assert commit(scripts, 4, "holder", 1, [["u", "fe:wait:a"], ["r", "m1"]]) == 0  # empty: disarmed, unlocked
+    assert commit(scripts, "o:4", "holder", 1, [["u", "fe:wait:a"], ["r", "m1"]]) == 0  # empty: disarmed, unlocked
     assert r.hget(STATS, "waits") == "0"
-    assert r.exists(Keys.lane(4), Keys.lane_lock(4), Keys.lane_armed(4), "fe:wait:a") == 0
+    assert r.exists(Keys.lane("o:4"), Keys.lane_lock("o:4"), Keys.lane_armed("o:4"), "fe:wait:a") == 0
+    assert r.smembers(LANES) == set()  # an empty lane leaves the set of lanes holding events
     assert r.zcard("nf:incoming:scheduled") == 0
 
 
@@ -131,11 +136,11 @@ def test_commit_wakes_the_timer_loop_only_for_an_earlier_timer(r: Any, scripts: 
     pubsub.subscribe(TIMER_WAKE)
     pubsub.get_message(timeout=1)
     r.zadd("nf:incoming:scheduled", {"existing": 3000})
-    r.rpush(Keys.lane(1), "e")
-    r.set(Keys.lane_lock(1), "t")
-    commit(scripts, 1, "t", 0, [["z", "4000", "later"]])
+    r.rpush(Keys.lane("o:1"), "e")
+    r.set(Keys.lane_lock("o:1"), "t")
+    commit(scripts, "o:1", "t", 0, [["z", "4000", "later"]])
     assert pubsub.get_message(timeout=0.2) is None
-    commit(scripts, 1, "t", 0, [["z", "2500", "earlier"]])
+    commit(scripts, "o:1", "t", 0, [["z", "2500", "earlier"]])
     message = pubsub.get_message(timeout=1)
     assert message is not None and message["data"] == "2500"
     pubsub.close()
@@ -166,16 +171,18 @@ def test_pop_due_publishes_nothing_without_the_engine_secret(r: Any, scripts: Sc
 
 
 def test_sweep_rearms_lanes_with_events_and_no_live_worker(r: Any, scripts: Scripts) -> None:
-    r.rpush(Keys.lane(0), "e")  # never armed: a bridge died between push and enqueue
-    r.rpush(Keys.lane(1), "e")
-    r.set(Keys.lane_armed(1), 9_500)  # armed recently: its task may still be on its way
-    r.rpush(Keys.lane(2), "e")
-    r.set(Keys.lane_armed(2), 1_000)  # armed long ago, no holder
-    r.rpush(Keys.lane(3), "e")
-    r.set(Keys.lane_armed(3), 1_000)
-    r.set(Keys.lane_lock(3), "alive")  # a worker holds it
-    assert sorted(int(x) for x in scripts.sweep(args=[LANE_PREFIX, 8, 10_000, 1_000])) == [0, 2]
-    assert r.get(Keys.lane_armed(0)) == "10000"
+    r.rpush(Keys.lane("o:0"), "e")  # never armed: a bridge died between push and enqueue
+    r.rpush(Keys.lane("o:1"), "e")
+    r.set(Keys.lane_armed("o:1"), 9_500)  # armed recently: its task may still be on its way
+    r.rpush(Keys.lane("o:2"), "e")
+    r.set(Keys.lane_armed("o:2"), 1_000)  # armed long ago, no holder
+    r.rpush(Keys.lane("o:3"), "e")
+    r.set(Keys.lane_armed("o:3"), 1_000)
+    r.set(Keys.lane_lock("o:3"), "alive")  # a worker holds it
+    r.sadd(LANES, "o:0", "o:1", "o:2", "o:3", "o:4")  # o:4 emptied meanwhile: dropped from the set
+    assert sorted(scripts.sweep(keys=[LANES], args=[LANE_PREFIX, 10_000, 1_000])) == ["o:0", "o:2"]
+    assert r.get(Keys.lane_armed("o:0")) == "10000"
+    assert r.smembers(LANES) == {"o:0", "o:1", "o:2", "o:3"}
 
 
 def test_lane_items_carry_the_parsed_event_and_where_it_came_from() -> None:

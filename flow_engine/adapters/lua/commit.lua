@@ -2,10 +2,12 @@
 -- the caller still holds the lane (DESIGN invariants 2 and 6). Emptying the lane disarms it, atomic
 -- against the bridge's push, so an event pushed now always finds the lane armed or arms it itself.
 -- KEYS[1] lane list   KEYS[2] lane lock   KEYS[3] lane armed flag   KEYS[4] timers zset   KEYS[5] stats hash
+-- KEYS[6] set of lanes holding events
 -- ARGV[1] lock token   ARGV[2] N   ARGV[3] lock ttl ms   ARGV[4] now ms   ARGV[5] timer wake channel
 -- ARGV[6] JSON ops: ["x", stream, [field, value, ...]] XADD | ["w", key, value] set a wait
 --                   ["u", key] clear a wait | ["z", due ms (string), member] add a timer | ["r", member] remove one
 --                   ["h", field, n] add n to a counter of the stats hash (ignored:<reason>)
+-- ARGV[7] lane id (removed from the set of lanes holding events when the lane empties)
 -- The stats hash keeps `waits`, the number of wait keys, for the pending-waits gauge.
 -- Returns -1 when the lane is no longer held, else the events left in the lane (0: disarmed).
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
@@ -46,6 +48,7 @@ end
 local left = redis.call('LLEN', KEYS[1])
 if left == 0 then
   redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('SREM', KEYS[6], ARGV[7])
   return 0
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])

@@ -1,12 +1,12 @@
 -- Hand entries of nf:incoming on to their lanes, atomically with their XACK (DESIGN invariant 1).
 -- An entry whose XACK returns 0 was handed on before (a re-read after a crash): it is skipped.
--- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] stats hash
+-- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] stats hash   KEYS[4] set of lanes holding events
 -- ARGV[1] group   ARGV[2] lease token   ARGV[3] lease ttl ms   ARGV[4] dedupe ttl s   ARGV[5] now ms
 -- ARGV[6] lane key prefix   ARGV[7..] per entry: stream id, event count N, then N times lane, item, seen
 --   key or "", or for N = 0 the reason the entry is ignored ("receipt", "forged-resume"), counted in
 --   the stats hash as ignored:<reason> (flat arguments: the items are JSON already)
 -- Returns {events pushed, duplicates dropped, receipts, forged resumes,
---          lane numbers that were armed (need a worker)...}
+--          ids of the lanes that were armed (need a worker)...}
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then
   return redis.error_reply('FENCED bridge lease lost')
 end
@@ -35,7 +35,8 @@ while i <= #ARGV do
         redis.call('RPUSH', key, item)
         result[1] = result[1] + 1
         if redis.call('SET', key .. ':armed', ARGV[5], 'NX') then
-          table.insert(result, tonumber(lane))
+          redis.call('SADD', KEYS[4], lane)
+          table.insert(result, lane)
         end
       end
     end
