@@ -31,9 +31,9 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 class Bridge:
-    def __init__(self, settings: Settings, enqueue: Callable[[str], Any]) -> None:
+    def __init__(self, settings: Settings, enqueue: Callable[[str, bool], Any]) -> None:
         self.settings = settings
-        self.enqueue = enqueue  # starts a worker task for a lane
+        self.enqueue = enqueue  # starts a worker task for a lane (and whether it is a conversation's)
         self.redis = connect(settings.redis_url, decode=False)  # entries may hold invalid UTF-8
         self.scripts = Scripts(self.redis)
         self.token = f"{settings.consumer}:{uuid.uuid4().hex}"
@@ -135,8 +135,9 @@ class Bridge:
             metrics.ignored.labels("duplicate").inc(int(result[1]))
             metrics.ignored.labels("receipt").inc(int(result[2]))
             metrics.ignored.labels("forged-resume").inc(int(result[3]))
-            for lane in result[4:]:
-                self.enqueue(lane.decode() if isinstance(lane, bytes) else lane)
+            for raw in result[4:]:
+                lane = raw.decode() if isinstance(raw, bytes) else raw
+                self.enqueue(lane, routed.conversational(lane))
 
     # -- the loop -------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ DLQ with a reason, and the others go on. Nothing that reaches the hand-off scrip
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +17,10 @@ from flow_engine.adapters.keys import Keys
 from flow_engine.adapters.signing import is_replay, replay_signed, resume_signed
 from flow_engine.core.inbound import InvalidPayload, Message, lane_key, parse_entry
 
+# An org with at most this many events in one read of the bridge (up to FLOW_ENGINE_READ_BATCH
+# entries) is having conversations: a lane of it that gets armed is served before the busy lanes'
+# next turns. More, and it is a backlog (a campaign's replies, a replayed day), which waits its turn.
+CONVERSATION_EVENTS = 20
 # Events per hand-off script call: a call takes about 1 ms per 500 events, so no call holds Redis
 # for long however large the read; an entry's events always go in one call (atomic with its XACK).
 HANDOFF_EVENTS = 500
@@ -37,6 +42,11 @@ class Routed:
     invalid: list[tuple[str, dict[bytes, bytes], str]] = field(default_factory=list)
     events: int = 0
     forged: int = 0  # resumes without the timer loop's signature
+    per_org: Counter[str] = field(default_factory=Counter)  # events handed on, by org (escaped as in lane ids)
+
+    def conversational(self, lane: str) -> bool:
+        """Whether the org of `lane` is having conversations, not working off a backlog."""
+        return self.per_org[lane.rsplit(":", 1)[0]] <= CONVERSATION_EVENTS
     _open_events: int = 0  # events in the last batch
 
     def add(self, args: list[str | int], events: int) -> None:
@@ -80,6 +90,11 @@ def _entry_args(stream_id: str, raw_fields: Mapping[bytes, bytes], lanes: int, s
     return args, len(events)
 
 
+def _orgs_of(args: list[str | int]) -> list[str]:
+    """The org (escaped, as in lane ids) of each event in an entry's hand-off arguments."""
+    return [str(lane).rsplit(":", 1)[0] for lane in args[2::3]] if int(args[1]) else []
+
+
 def route(entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]], lanes: int, seen_key: Callable[[str, str], str],
           secret: bytes) -> Routed:
     routed = Routed()
@@ -94,5 +109,6 @@ def route(entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]], lanes: int, se
             routed.invalid.append((stream_id, dict(raw_fields), f"unexpected {type(exc).__name__} reading the entry"))
             continue
         routed.forged += args[2] == "forged-resume"
+        routed.per_org.update(_orgs_of(args))
         routed.add(args, count)
     return routed

@@ -42,11 +42,12 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def enqueue_lane(lane: str) -> None:
-    """A lane armed by the bridge or re-armed by the sweep: it was idle, so it goes first."""
+def enqueue_lane(lane: str, new: bool = True) -> None:
+    """A lane armed by the bridge (`new`: with a conversation's few events, so it goes first) or
+    re-armed by the sweep."""
     from flow_engine.tasks import enqueue
 
-    enqueue(lane, new=True)
+    enqueue(lane, new=new)
 
 
 def run_bridge() -> None:

@@ -16,7 +16,7 @@ from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
 from flow_engine.adapters.failures import dlq_text, is_permanent, log_text
-from flow_engine.adapters.keys import DLQ, LANES, STATS, TIMER_WAKE, Keys
+from flow_engine.adapters.keys import DLQ, LANES, NEW_LANES_QUEUE, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
 from flow_engine.clock import now_ms
@@ -54,6 +54,7 @@ class Runtime:
         self.keys = Keys.of(settings)
         self.engine = make_engine(settings.database_url)
         self.flows = FlowCache(self.engine, settings.flow_cache_s)
+        self.new_lanes_queue = settings.broker_url == settings.redis_url
 
     def close(self) -> None:
         self.engine.dispose()
@@ -62,8 +63,9 @@ class Runtime:
     # -- draining -------------------------------------------------------------------------------------
 
     def drain(self, lane: str, budget_s: float = 2.0) -> str:
-        """Process the lane until it is empty ("empty"), the budget is spent ("yield": call again),
-        another worker holds it ("busy"), or the lane was taken over ("lost")."""
+        """Process the lane until it is empty ("empty"), the budget is spent or a lane that was idle
+        waits for a worker ("yield": call again), another worker holds it ("busy"), or the lane was
+        taken over ("lost")."""
         token = uuid.uuid4().hex
         lock = Keys.lane_lock(lane)
         if not self.redis.set(lock, token, nx=True, px=self.settings.lock_ttl_ms):
@@ -93,13 +95,19 @@ class Runtime:
                 progressed = progressed or bool(raw)
                 if left == 0:
                     return "empty"
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self._new_lanes_waiting():
                     return "yield"
         except Exception as exc:
             raise LaneFailure(exc, progressed) from exc
         finally:
             with contextlib.suppress(Exception):  # Redis is down: the lock expires by itself
                 self.scripts.release(keys=[lock], args=[token])
+
+    def _new_lanes_waiting(self) -> bool:
+        """Whether a lane that was idle waits for a worker (a quiet org's message): then a busy lane
+        gives up its turn after the batch at hand, so the quiet one waits one batch at most. Known
+        only when the Celery broker is this Redis (the queue is a list there); else turns are timed."""
+        return self.new_lanes_queue and bool(self.redis.llen(NEW_LANES_QUEUE))
 
     def _process(self, lane: str, token: str, raw: list[str]) -> int:
         """Run `raw` (the lane's head) and commit; returns the events left, or -1 if fenced out."""

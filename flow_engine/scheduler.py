@@ -34,7 +34,7 @@ class Tick:
 
 
 class TimerLoop:
-    def __init__(self, settings: Settings, enqueue: Callable[[str], Any]) -> None:
+    def __init__(self, settings: Settings, enqueue: Callable[[str, bool], Any]) -> None:
         self.settings = settings
         self.enqueue = enqueue
         self.redis = connect(settings.redis_url)
@@ -63,7 +63,7 @@ class TimerLoop:
             rearmed = tuple(stalled)
             for lane in rearmed:
                 log.info("lane %s holds events without a worker: re-armed", lane)
-                self.enqueue(lane)
+                self.enqueue(lane, False)  # a safety net: behind the conversations, in turn
             self.update_gauges()
         return Tick(moved, int(float(next_due)) if next_due else None, lateness, rearmed)
 

@@ -47,7 +47,7 @@ class Settings:
     max_outputs: int = 500  # outbox entries and webhook events one message may cause
     max_output_bytes: int = 1024 * 1024  # and their size (characters of field values)
     log_level: str = "INFO"
-    task_budget_ms: int = 100  # a lane's turn: then it yields to the other lanes (and new ones first)
+    task_budget_ms: int = 250  # a busy lane's turn: then it yields to the other busy lanes
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int = 2**31) -> int:

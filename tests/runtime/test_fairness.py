@@ -1,0 +1,54 @@
+"""Fairness between orgs through the real processes: a quiet org's messages are answered while a loud
+org's backlog is still being worked off, not after it. Judged by the order of outbox entries (how
+many of the loud org's answers were written between a quiet message and its answer), not by time."""
+
+from __future__ import annotations
+
+import json
+
+from flow_engine.adapters.keys import INCOMING, OUTBOX
+from flow_engine.devstack import Stack
+from tests.runtime.conftest import new_org
+
+ECHO = {"nodes": [], "paths": {"path_default": [
+    {"type": "action", "action": "send_text", "text": "eco: {{message.text}}"}]}}
+BLAST = 6_000
+
+
+def blast_entry(org: str, n: int) -> dict[str, str]:
+    message = {"from": f"52170{n % 600:05d}", "id": f"wamid.blast.{n}", "type": "text", "text": {"body": f"b{n}"}}
+    return {"org_id": org, "channel_id": "ch1",
+            "payload": json.dumps({"entry": [{"changes": [{"value": {"messages": [message]}}]}]})}
+
+
+def test_a_quiet_org_is_answered_while_a_loud_orgs_backlog_waits(stack: Stack) -> None:
+    loud, quiet = new_org(), new_org()
+    stack.load_flow(loud, ECHO)
+    stack.load_flow(quiet, ECHO)
+    pipe = stack.redis.pipeline(transaction=False)
+    for n in range(BLAST):
+        pipe.xadd(INCOMING, blast_entry(loud, n))
+    pipe.execute()
+    # Wait until the blast sits in the loud org's lanes, then the quiet org speaks, three contacts.
+    def handed_on() -> bool:
+        group = stack.redis.xinfo_groups(INCOMING)[0]
+        return bool(group["lag"] == 0 and group["pending"] == 0)
+    stack.wait_until(handed_on, 60, "the blast to be handed on to the lanes")
+    quiet_ids = [stack.send(quiet, f"52180000{n}", f"q{n}") for n in range(3)]
+    stack.wait_outbox(quiet, 3, timeout_s=60)
+    stack.settled(timeout_s=120)
+    order = [(fields["org_id"], fields["text"]) for _id, fields in stack.redis.xrange(OUTBOX)
+             if fields["org_id"] in (loud, quiet)]
+    loud_before = {text: sum(1 for org, _ in order[:i] if org == loud)
+                   for i, (org, text) in enumerate(order) if org == quiet}
+    assert sorted(loud_before) == ["eco: q0", "eco: q1", "eco: q2"]
+    assert sum(1 for org, _ in order if org == loud) == BLAST  # the loud org lost nothing
+    # Each quiet answer came while most of the blast was still waiting: at most one turn of each
+    # worker process (a batch of up to FLOW_ENGINE_LANE_BATCH events) after the quiet message.
+    sent_at = min(int(i.split("-")[0]) for i in quiet_ids)
+    loud_at_send = sum(1 for entry_id, fields in stack.redis.xrange(OUTBOX)
+                       if fields["org_id"] == loud and int(entry_id.split("-")[0]) <= sent_at)
+    assert all(count - loud_at_send <= 1_600 for count in loud_before.values()), (loud_at_send, loud_before)
+    assert max(loud_before.values()) <= BLAST // 2, loud_before
+    print("fairness:", json.dumps({"loud_answered_at_quiet_send": loud_at_send,
+                                   "loud_answered_before_each_quiet_answer": loud_before}))
