@@ -314,6 +314,16 @@ def graph(file: str) -> None:
     click.echo(to_mermaid(flow), nl=False)
 
 
+def _mib(size_bytes: int | None) -> str:
+    return f"{(size_bytes or 0) / 1_048_576:.1f} MiB"
+
+
+def _stream_row(facts: dict[str, int | None]) -> str:
+    age = facts["oldest_age_ms"]
+    oldest = "empty" if age is None else f"oldest {age / 1000:.0f} s old"
+    return f"{facts['length']} entries, {_mib(facts['memory_bytes'])}, {oldest}"
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
 @click.option("--no-workers", is_flag=True, help="do not ping the Celery workers")
@@ -332,14 +342,16 @@ def status(as_json: bool, no_workers: bool) -> None:
     lag = "no consumer group yet" if state.group_lag is None else f"lag {state.group_lag}, pending {state.pending}"
     busiest = f" (busiest: lane {state.busiest_lane[0]}, {state.busiest_lane[1]})" if state.busiest_lane else ""
     rows = [
-        ("nf:incoming", f"{state.stream_length} entries, {lag} (group {conf.group})"),
+        ("consumer group", f"{conf.group}: {lag}"),
         ("lanes", f"{state.lanes_backlog} events waiting for a worker{busiest}"),
         ("timers", f"{state.scheduled} scheduled, " + (
             f"the most overdue late by {state.oldest_overdue_ms} ms" if state.oldest_overdue_ms else "none overdue")),
         ("waits", f"{state.waits} runs paused"),
-        ("nf:incoming:dlq", f"{state.dlq} entries"),
         ("bridge", f"led by {state.bridge}" if state.bridge else "none running"),
         ("ignored", ", ".join(f"{reason} {count}" for reason, count in state.ignored.items()) or "none"),
+        *((name, _stream_row(facts)) for name, facts in state.streams.items()),
+        ("redis memory", f"{_mib(state.redis_memory['used_memory'])} used of "
+                         f"{_mib(state.redis_memory['maxmemory']) if state.redis_memory['maxmemory'] else 'no limit'}"),
     ]
     if state.workers is not None:
         names = f": {', '.join(state.workers)}" if state.workers else ""

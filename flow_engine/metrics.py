@@ -44,6 +44,10 @@ timer_lateness_seconds = Histogram("nexia_engine_timer_lateness_seconds", "Due t
 backlog = Gauge("nexia_engine_backlog", "Inbound entries not yet processed: group lag, pending and in lanes",
                 multiprocess_mode="mostrecent")
 pending_waits = Gauge("nexia_engine_pending_waits", "Contacts whose run is paused", multiprocess_mode="mostrecent")
+stream_trimmed = Counter("nexia_engine_stream_trimmed", "Stream entries trimmed by the engine, by stream",
+                         ["stream"])
+stream_length = Gauge("nexia_engine_stream_length", "Entries in each stream", ["stream"],
+                      multiprocess_mode="mostrecent")
 scheduled_items = Gauge("nexia_engine_scheduled_items", "Timers in the ZSET", multiprocess_mode="mostrecent")
 
 

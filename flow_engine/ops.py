@@ -10,7 +10,8 @@ from sqlalchemy import text
 
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import replay_fields
-from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANES, STATS, Keys
+from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANES, OUTBOX, STATS, WEBHOOKS, Keys
+from flow_engine.adapters.retention import stream_facts
 from flow_engine.adapters.scripts import RedisClient, Scripts, connect
 from flow_engine.adapters.signing import REPLAY_SIG, load_secret, replay_sig
 from flow_engine.clock import now_ms
@@ -31,6 +32,8 @@ class Status:
     bridge: str | None  # the consumer holding the bridge lease
     workers: list[str] | None  # None: not asked
     ignored: dict[str, int]  # events that got no answer, by reason (since the stats hash was created)
+    streams: dict[str, dict[str, int | None]]  # per stream: length, memory_bytes, oldest_age_ms
+    redis_memory: dict[str, int]  # used_memory and maxmemory (0: no limit) in bytes
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -58,6 +61,9 @@ def status(settings: Settings, client: RedisClient, workers: list[str] | None) -
     length, groups, scheduled, first, stats, dlq, lease = pipe.execute(raise_on_error=False)
     stats = stats if isinstance(stats, dict) else {}
     lanes = lane_lengths(client)
+    at_ms = now_ms()
+    streams = stream_facts(client, (INCOMING, OUTBOX, WEBHOOKS, DLQ), at_ms)
+    memory = client.info("memory")
     group = next((g for g in groups if g.get("name") == settings.group), None) if isinstance(groups, list) else None
     busiest = max(lanes, key=lanes.__getitem__, default=None)
     overdue = max(now_ms() - int(first[0][1]), 0) if first else 0
@@ -75,6 +81,8 @@ def status(settings: Settings, client: RedisClient, workers: list[str] | None) -
         workers=workers,
         ignored={name.split(":", 1)[1]: int(count) for name, count in sorted(stats.items())
                  if name.startswith("ignored:")},
+        streams=streams,
+        redis_memory={"used_memory": int(memory.get("used_memory", 0)), "maxmemory": int(memory.get("maxmemory", 0))},
     )
 
 

@@ -14,6 +14,7 @@ import redis
 
 from flow_engine import metrics, ops
 from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, LANES, SECRET, TIMER_WAKE, Keys
+from flow_engine.adapters.retention import trim_streams
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret
 from flow_engine.clock import now_ms
@@ -41,6 +42,7 @@ class TimerLoop:
         self.scripts = Scripts(self.redis)
         self.keys = Keys.of(settings)
         self.last_sweep_ms = 0
+        self.last_trim_ms = 0
 
     def tick(self, now: int) -> Tick:
         """One iteration at time `now` (ms): publish due timers, sweep lanes when it is time."""
@@ -65,6 +67,12 @@ class TimerLoop:
                 log.info("lane %s holds events without a worker: re-armed", lane)
                 self.enqueue(lane, False)  # a safety net: behind the conversations, in turn
             self.update_gauges()
+        if now - self.last_trim_ms >= self.settings.trim_every_ms:
+            self.last_trim_ms = now
+            removed = trim_streams(self.scripts, now, retention_s=self.settings.stream_retention_s,
+                                   maxlen=self.settings.stream_maxlen)
+            for stream, count in removed.items():
+                metrics.stream_trimmed.labels(stream).inc(count)
         return Tick(moved, int(float(next_due)) if next_due else None, lateness, rearmed)
 
     def update_gauges(self) -> None:
@@ -73,6 +81,8 @@ class TimerLoop:
         metrics.backlog.set((state.group_lag or 0) + state.pending + state.lanes_backlog)
         metrics.pending_waits.set(state.waits)
         metrics.scheduled_items.set(state.scheduled)
+        for stream, facts in state.streams.items():
+            metrics.stream_length.labels(stream).set(facts["length"] or 0)
 
     def sleep_ms(self, tick: Tick, now: int) -> int:
         if tick.moved >= BATCH:

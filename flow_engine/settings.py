@@ -48,6 +48,9 @@ class Settings:
     max_output_bytes: int = 1024 * 1024  # and their size (characters of field values)
     log_level: str = "INFO"
     task_budget_ms: int = 250  # a busy lane's turn: then it yields to the other busy lanes
+    stream_retention_s: int = 3600  # acknowledged stream entries older than this are trimmed
+    stream_maxlen: int = 1_000_000  # a stream without consumer groups keeps this many (0: all)
+    trim_every_ms: int = 10_000  # how often the timer loop trims the streams
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int = 2**31) -> int:
@@ -155,6 +158,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         max_outputs=_int(env, "FLOW_ENGINE_MAX_OUTPUTS", Settings.max_outputs, 1, 100_000),
         max_output_bytes=_int(env, "FLOW_ENGINE_MAX_OUTPUT_BYTES", Settings.max_output_bytes, 1024, 64 * 1024 * 1024),
         task_budget_ms=_int(env, "FLOW_ENGINE_TASK_BUDGET_MS", Settings.task_budget_ms, 10, 60_000),
+        stream_retention_s=_int(env, "FLOW_ENGINE_STREAM_RETENTION_S", Settings.stream_retention_s, 1, 365 * 86400),
+        stream_maxlen=_int(env, "FLOW_ENGINE_STREAM_MAXLEN", Settings.stream_maxlen, 0, 2**40),
+        trim_every_ms=_int(env, "FLOW_ENGINE_TRIM_EVERY_MS", Settings.trim_every_ms, 100, 3_600_000),
         log_level=_choice(env, "LOG_LEVEL", Settings.log_level, lambda v: v.upper() in LOG_LEVELS,
                           f"must be one of {', '.join(LOG_LEVELS)}").upper(),
     )

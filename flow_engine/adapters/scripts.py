@@ -30,6 +30,7 @@ class Scripts:
         self.renew = load("renew")
         self.release = load("release")
         self.replay = load("replay")
+        self.trim = load("trim")
 
 
 def connect(url: str, *, decode: bool = True) -> RedisClient:

@@ -86,6 +86,12 @@ def test_status_reports_the_engine_as_numbers(stack: Stack) -> None:
     assert (state["group_lag"], state["pending"], state["lanes_backlog"], state["bridge"]) == (0, 0, 0, "bridge0")
     assert state["workers"] and all(name.startswith("w0@") for name in state["workers"])
     assert state["stream_length"] == stack.redis.xlen(INCOMING)
+    assert state["streams"]["nf:incoming"]["length"] == stack.redis.xlen(INCOMING)
+    assert state["streams"]["nf:incoming"]["memory_bytes"] == stack.redis.memory_usage(INCOMING, samples=0)
+    assert set(state["streams"]) == {"nf:incoming", "nf:outbox", "nf:webhooks", "nf:incoming:dlq"}
+    assert state["redis_memory"]["used_memory"] > 0 and "maxmemory" in state["redis_memory"]
+    text = cli(stack, "status", "--no-workers").stdout
+    assert "redis memory" in text and "nf:outbox" in text and "oldest" in text
     health = cli(stack, "health", "--check", "redis", "--check", "db", "--check", "bridge", "--check", "worker")
     assert (health.returncode, health.stdout) == (0, "ok: redis, db, bridge, worker\n")
 
