@@ -18,8 +18,9 @@ import redis
 
 from bridge.routing import route
 from flow_engine import metrics
+from flow_engine.adapters import dedupe
 from flow_engine.adapters.dlq import dlq_entry
-from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, LANES, STATS, Keys
+from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, LANES, STATS
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret
 from flow_engine.clock import now_ms
@@ -106,10 +107,10 @@ class Bridge:
     def hand_on(self, entries: Sequence[Entry]) -> None:
         if self.secret is None:
             self.secret = load_secret(self.redis)
-        routed = route(entries, self.settings.lanes, Keys.seen, self.secret)
+        routed = route(entries, self.settings.lanes, dedupe.seen_arg, self.secret)
         if routed.forged and load_secret(self.redis) != self.secret:  # the secret was deleted and made anew
             self.secret = load_secret(self.redis)
-            routed = route(entries, self.settings.lanes, Keys.seen, self.secret)
+            routed = route(entries, self.settings.lanes, dedupe.seen_arg, self.secret)
         if routed.forged:
             log.warning("bridge: %s timer resumes without the timer loop's signature ignored (forged-resume)",
                         routed.forged)
@@ -125,10 +126,11 @@ class Bridge:
             self.renew()  # only invalid entries or none: the handoff script did not extend the lease
             return
         for batch in routed.batches:
+            at_ms, every_s = now_ms(), dedupe.slot_s(self.settings.dedupe_ttl_s)
             result = self.scripts.handoff(
                 keys=[INCOMING, BRIDGE_LEASE, STATS, LANES],
-                args=[self.settings.group, self.token, self.lease_ms(), self.settings.dedupe_ttl_s, now_ms(),
-                      LANE_PREFIX, *batch],
+                args=[self.settings.group, self.token, self.lease_ms(), every_s, at_ms, LANE_PREFIX,
+                      at_ms // 1000 // every_s, *batch],
             )
             metrics.handed_on.inc(int(result[0]))
             metrics.duplicates.inc(int(result[1]))

@@ -37,7 +37,7 @@ class Routed:
     # The handoff script's arguments, one list per script call: per entry its stream id and event
     # count, then each event's lane, item and seen key ("" when there is no WhatsApp message id to
     # check), or for an entry without events the reason it is ignored ("receipt", "forged-resume").
-    batches: list[list[str | int]] = field(default_factory=list)
+    batches: list[list[str | int | bytes]] = field(default_factory=list)
     # (stream id, fields, reason): entries for the DLQ
     invalid: list[tuple[str, dict[bytes, bytes], str]] = field(default_factory=list)
     events: int = 0
@@ -49,7 +49,7 @@ class Routed:
         return self.per_org[lane.rsplit(":", 1)[0]] <= CONVERSATION_EVENTS
     _open_events: int = 0  # events in the last batch
 
-    def add(self, args: list[str | int], events: int) -> None:
+    def add(self, args: list[str | int | bytes], events: int) -> None:
         if not self.batches or (self._open_events and self._open_events + events > HANDOFF_EVENTS):
             self.batches.append([])
             self._open_events = 0
@@ -66,8 +66,8 @@ def decode_fields(raw: Mapping[bytes, bytes]) -> dict[str, str]:
         raise InvalidPayload(f"entry is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
-def _entry_args(stream_id: str, raw_fields: Mapping[bytes, bytes], lanes: int, seen_key: Callable[[str, str], str],
-                secret: bytes) -> tuple[list[str | int], int]:
+def _entry_args(stream_id: str, raw_fields: Mapping[bytes, bytes], lanes: int, seen_arg: Callable[[str, str], bytes],
+                secret: bytes) -> tuple[list[str | int | bytes], int]:
     """The hand-off arguments of one entry and its event count; raises InvalidPayload."""
     if b"engine_resume" in raw_fields and not resume_signed(secret, raw_fields):
         return [stream_id, 0, "forged-resume"], 0
@@ -79,29 +79,29 @@ def _entry_args(stream_id: str, raw_fields: Mapping[bytes, bytes], lanes: int, s
     events = parse_entry(stream_id, fields)
     if not events:
         return [stream_id, 0, "receipt"], 0
-    args: list[str | int] = [stream_id, len(events)]
+    args: list[str | int | bytes] = [stream_id, len(events)]
     for index, event in enumerate(events):
-        seen = ""
+        seen: bytes | str = ""
         if isinstance(event, Message) and event.wa_message_id and not replay:  # a replay is meant to run again
-            seen = seen_key(event.org_id, event.wa_message_id)
+            seen = seen_arg(event.org_id, event.wa_message_id)
         item = lane_items.encode(stream_id, index, event)
         item.encode()  # raises here, for this entry alone, if anything in it cannot be sent to Redis
         args += [lane_of(*lane_key(event), lanes), item, seen]
     return args, len(events)
 
 
-def _orgs_of(args: list[str | int]) -> list[str]:
+def _orgs_of(args: list[str | int | bytes]) -> list[str]:
     """The org (escaped, as in lane ids) of each event in an entry's hand-off arguments."""
     return [str(lane).rsplit(":", 1)[0] for lane in args[2::3]] if int(args[1]) else []
 
 
-def route(entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]], lanes: int, seen_key: Callable[[str, str], str],
+def route(entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]], lanes: int, seen_arg: Callable[[str, str], bytes],
           secret: bytes) -> Routed:
     routed = Routed()
     for raw_id, raw_fields in entries:
         stream_id = raw_id.decode()
         try:
-            args, count = _entry_args(stream_id, raw_fields, lanes, seen_key, secret)
+            args, count = _entry_args(stream_id, raw_fields, lanes, seen_arg, secret)
         except InvalidPayload as exc:
             routed.invalid.append((stream_id, dict(raw_fields), str(exc)))
             continue

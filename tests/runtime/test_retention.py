@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from flow_engine.adapters import dedupe
 from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, LANES, OUTBOX, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.devstack import Stack
@@ -106,3 +107,24 @@ def test_the_running_engine_trims_its_streams_but_not_for_a_slow_reader(short_re
     unread = stack.redis.xreadgroup("gateway", "g1", {OUTBOX: ">"}, count=5000)[0][1]
     assert len(first_read) + len(unread) == 1500  # the gateway still gets every answer
     assert stack.redis.xlen(OUTBOX) >= 1300
+
+
+def test_a_million_remembered_message_ids_cost_at_most_40_bytes_each(r: Any) -> None:
+    """The layout the hand-off script writes (adapters/dedupe.py), filled with a million ids."""
+    ids = 1_000_000
+    shards: set[int] = set()
+    for start in range(0, ids, 20_000):
+        pipe = r.pipeline(transaction=False)
+        for n in range(start, start + 20_000):
+            arg = dedupe.seen_arg(f"org-{n % 7}", f"wamid.HBgLMTIzNDU2Nzg5MDEVAgASGBQz{n:012d}")
+            shard = int.from_bytes(arg[:2], "big")
+            shards.add(shard)
+            pipe.append(dedupe.key(100, shard), arg[2:14])
+        pipe.execute()
+    pipe = r.pipeline(transaction=False)
+    for shard in shards:
+        pipe.memory_usage(dedupe.key(100, shard), samples=0)
+    used = sum(pipe.execute())
+    assert len(shards) == dedupe.SHARDS
+    assert used / ids <= 40, used / ids
+    print("dedupe:", {"ids": ids, "bytes": used, "bytes_per_id": round(used / ids, 1)})

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from flow_engine.adapters import lanes
+from flow_engine.adapters import dedupe, lanes
 from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, LANES, SECRET, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret, resume_sig, resume_signed
@@ -43,7 +43,7 @@ def handoff(scripts: Scripts, token: str, entries: list[list[Any]], now: int = 1
     for stream_id, pushes in entries:
         flat += [stream_id, len(pushes), *(part for push in pushes for part in push)] if pushes else \
             [stream_id, 0, "receipt"]
-    args = [GROUP, token, 5000, 3600, now, LANE_PREFIX, *flat]
+    args = [GROUP, token, 5000, 900, now, LANE_PREFIX, 7, *flat]  # dedupe: slots of 900 s, now slot 7
     result = scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES], args=args)
     return [int(x) for x in result[:4]] + [str(lane) for lane in result[4:]]
 
@@ -68,12 +68,30 @@ def test_handoff_drops_a_whatsapp_id_seen_before_and_counts_it(r: Any, scripts: 
     r.set(BRIDGE_LEASE, "me")
     ids = [r.xadd(INCOMING, {"payload": str(n)}) for n in range(2)]
     read(r)
-    seen = Keys.seen("acme", "wamid.1")
+    seen = dedupe.seen_arg("acme", "wamid.1")
     assert handoff(scripts, "me", [[ids[0], [["acme:1", "x", seen]]], [ids[1], [["acme:1", "y", seen]]]]) == [
         1, 1, 0, 0, "acme:1"]
     assert r.lrange(f"{LANE_PREFIX}acme:1", 0, -1) == ["x"]
     assert r.hget(STATS, "ignored:duplicate") == "1"
-    assert 0 < r.ttl(seen) <= 3600
+    shard = int.from_bytes(seen[:2], "big")
+    assert r.strlen(f"fe:dedupe:7:{shard}") == 12  # the record, and nothing else
+    assert 0 < r.ttl(f"fe:dedupe:7:{shard}") <= 5 * 900
+
+
+def test_handoff_remembers_an_id_for_the_window_and_then_forgets_it(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
+    seen = dedupe.seen_arg("acme", "wamid.w")
+    other = dedupe.seen_arg("other-org", "wamid.w")  # the same id in another org is another message
+    def once(slot: int, arg: bytes) -> int:
+        entry = r.xadd(INCOMING, {"payload": "x"})
+        read(r)
+        flat = [entry, 1, "acme:0", "item", arg]
+        return int(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES],
+                                   args=[GROUP, "me", 5000, 900, 1000, LANE_PREFIX, slot, *flat])[1])
+    assert [once(10, seen), once(10, other), once(12, seen), once(14, seen), once(15, seen)] == [0, 0, 1, 1, 0]
+    # Ids of the former layout (a key each) still count as seen until they expire.
+    r.set(Keys.seen("acme", "wamid.old"), "1")
+    assert once(15, dedupe.seen_arg("acme", "wamid.old")) == 1
 
 
 def test_handoff_counts_entries_without_events(r: Any, scripts: Scripts) -> None:

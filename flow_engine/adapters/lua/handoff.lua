@@ -1,18 +1,45 @@
 -- Hand entries of nf:incoming on to their lanes, atomically with their XACK (DESIGN invariant 1).
 -- An entry whose XACK returns 0 was handed on before (a re-read after a crash): it is skipped.
 -- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] stats hash   KEYS[4] set of lanes holding events
--- ARGV[1] group   ARGV[2] lease token   ARGV[3] lease ttl ms   ARGV[4] dedupe ttl s   ARGV[5] now ms
--- ARGV[6] lane key prefix   ARGV[7..] per entry: stream id, event count N, then N times lane, item, seen
---   key or "", or for N = 0 the reason the entry is ignored ("receipt", "forged-resume"), counted in
---   the stats hash as ignored:<reason> (flat arguments: the items are JSON already)
+-- ARGV[1] group   ARGV[2] lease token   ARGV[3] lease ttl ms   ARGV[4] dedupe slot s   ARGV[5] now ms
+-- ARGV[6] lane key prefix   ARGV[7] current dedupe slot   ARGV[8..] per entry: stream id, event count N, then N times lane, item, seen
+--   or "" (no WhatsApp message id), or for N = 0 the reason the entry is ignored ("receipt",
+--   "forged-resume"), counted in the stats hash as ignored:<reason> (flat arguments: the items are JSON)
+-- A seen argument is 2 bytes of shard, a 12-byte record, then a key of the former layout (adapters/dedupe.py):
+-- a message is a duplicate when its record is in fe:dedupe:{slot}:{shard} of the last 5 slots, or the
+-- former key exists; else its record is appended to the current slot.
 -- Returns {events pushed, duplicates dropped, receipts, forged resumes,
 --          ids of the lanes that were armed (need a worker)...}
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then
   return redis.error_reply('FENCED bridge lease lost')
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
+local slot_s, slot = tonumber(ARGV[4]), tonumber(ARGV[7])
+local function holds(blob, record)
+  local start = 1
+  while true do
+    local at = string.find(blob, record, start, true)
+    if not at then return false end
+    if (at - 1) % 12 == 0 then return true end
+    start = at + 1
+  end
+end
+local function seen_before(seen)
+  local shard = ':' .. (string.byte(seen, 1) * 256 + string.byte(seen, 2))
+  local record = string.sub(seen, 3, 14)
+  for s = slot - 4, slot do
+    local blob = redis.call('GET', 'fe:dedupe:' .. s .. shard)
+    if blob and holds(blob, record) then return true end
+  end
+  if redis.call('EXISTS', string.sub(seen, 15)) == 1 then return true end
+  local key = 'fe:dedupe:' .. slot .. shard
+  if redis.call('APPEND', key, record) == 12 then
+    redis.call('EXPIRE', key, 5 * slot_s)
+  end
+  return false
+end
 local result = {0, 0, 0, 0}
-local i = 7
+local i = 8
 while i <= #ARGV do
   local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1
   local count = tonumber(ARGV[i + 1])
@@ -28,7 +55,7 @@ while i <= #ARGV do
       local lane, item, seen = ARGV[i + 2 + 3 * j], ARGV[i + 3 + 3 * j], ARGV[i + 4 + 3 * j]
       if not acked then
         -- handed on before (read again after a crash): skip
-      elseif seen ~= '' and not redis.call('SET', seen, '1', 'NX', 'EX', ARGV[4]) then
+      elseif seen ~= '' and seen_before(seen) then
         result[2] = result[2] + 1
       else
         local key = ARGV[6] .. lane
