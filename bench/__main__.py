@@ -22,6 +22,9 @@ The benchmarks (each module's docstring says exactly what is measured), with the
                 BENCH_TIMER_SPREAD_S (20), BENCH_TIMER_ROUNDS (3), BENCH_TIMER_SEED (6)
   timer_scale   bench/timer_scale.py                  BENCH_SCALE_WAITS (1,000,000), BENCH_SCALE_DUE (100,000),
                 BENCH_SCALE_ROUNDS (3), BENCH_SCALE_LEAD_MS (30,000)
+  fairness      bench/fairness.py (noisy neighbour)   BENCH_BLAST (60,000), BENCH_QUIET_RATE (20), BENCH_QUIET_ALONE_S (10)
+  capacity      bench/capacity.py (Redis memory)      BENCH_CAPACITY_MESSAGES (300,000), BENCH_CAPACITY_RATE (3,000),
+                BENCH_CAPACITY_RETENTION_S (5), BENCH_CAPACITY_MAXLEN (20,000)
 
 A small run: BENCH_EVENTS=10000 BENCH_ROUNDS=1 BENCH_MESSAGES=5000 BENCH_NAIVE_MESSAGES=1000
 BENCH_DIRECT_MESSAGES=5000 BENCH_LATENCY_MESSAGES=300 BENCH_LATENCY_ROUNDS=1 BENCH_TIMER_DELAYS=1000
@@ -39,7 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import interpreter, memory, runtime, timer_scale, timers
+from bench import capacity, fairness, interpreter, memory, runtime, timer_scale, timers
 
 Benchmark = Callable[[], dict[str, Any]]
 
@@ -51,6 +54,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "latency": runtime.run_latency,
     "timers": timers.run,
     "timer_scale": timer_scale.run,
+    "fairness": fairness.run,
+    "capacity": capacity.run,
 }
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"  # gitignored

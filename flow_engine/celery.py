@@ -10,6 +10,7 @@ from flow_engine import metrics_dir
 if os.environ.get("FLOW_ENGINE_METRICS_PORT"):
     metrics_dir.use()  # prefork children count into files the main process sums up on /metrics
 
+WORKER_NICENESS = 5
 app = Celery("flow_engine")
 app.config_from_object("celeryconfig")
 
@@ -35,10 +36,13 @@ def _serve_metrics(**_: object) -> None:
 
 @worker_process_init.connect
 def _fresh_connections_after_fork(**_: object) -> None:
-    """Each prefork child opens its own Redis and database connections."""
+    """Each prefork child opens its own Redis and database connections, and yields the CPU to the
+    bridge: under a blast the workers would take every core, the bridge would fall behind, and a
+    quiet org's message would wait in nf:incoming behind the blast, where no fairness can reach it."""
     from flow_engine import runtime
 
     runtime.reset()
+    os.nice(WORKER_NICENESS)
 
 
 @worker_process_shutdown.connect

@@ -1,0 +1,94 @@
+"""Capacity: Redis memory under sustained load, and what stays behind per processed message.
+
+BENCH_CAPACITY_MESSAGES (300,000) WhatsApp messages of the shop demo mix (bench/runtime.py's plan) are
+written at a steady BENCH_CAPACITY_RATE (3,000) per second to the usual stack, with retention set
+short (FLOW_ENGINE_STREAM_RETENTION_S=BENCH_CAPACITY_RETENTION_S, 5; trimming every second; no consumer
+group reads the outputs, so FLOW_ENGINE_STREAM_MAXLEN=BENCH_CAPACITY_MAXLEN, 20,000, bounds them).
+Redis's used_memory is read at the start, at every 10 % sent and at the end, after the run settles
+(every message answered, every delay resumed, a retention period and two trims later). Retained per
+processed message: (end - start - the dedupe records of the window) / messages. The dedupe records
+(one per message id, kept for FLOW_ENGINE_DEDUPE_TTL_S) are what the engine must remember; they are
+reported apart, measured by MEMORY USAGE of their strings.
+Target (issue 14): end within 10 % of start plus the dedupe window.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from bench.runtime import (
+    DRAIN_POLL_S,
+    backlog,
+    fresh_stack,
+    message_plan,
+    wait_for,
+    webhook_fields,
+)
+from flow_engine import settings as settings_module
+from flow_engine.adapters.dedupe import DEDUPE_PREFIX
+from flow_engine.adapters.keys import INCOMING
+
+
+def _used(client: Any) -> int:
+    return int(client.info("memory")["used_memory"])
+
+
+def _dedupe_bytes(client: Any) -> int:
+    keys = list(client.scan_iter(f"{DEDUPE_PREFIX}*", count=5_000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    return sum(size or 0 for size in pipe.execute())
+
+
+def run() -> dict[str, Any]:
+    n = int(os.environ.get("BENCH_CAPACITY_MESSAGES", "300000"))
+    rate = int(os.environ.get("BENCH_CAPACITY_RATE", "3000"))
+    retention_s = int(os.environ.get("BENCH_CAPACITY_RETENTION_S", "5"))
+    env = {"FLOW_ENGINE_STREAM_RETENTION_S": str(retention_s), "FLOW_ENGINE_TRIM_EVERY_MS": "1000",
+           "FLOW_ENGINE_STREAM_MAXLEN": os.environ.get("BENCH_CAPACITY_MAXLEN", "20000")}
+    plan = message_plan(n)
+    conf = settings_module.load()
+    with fresh_stack("capacity", env=env) as stack:
+        r = stack.redis
+        time.sleep(retention_s + 2)  # the warm-up's entries trimmed: a clean start
+        start_bytes = _used(r)
+        samples = [{"sent": 0, "used_memory": start_bytes}]
+        began = time.perf_counter()
+        sent = 0
+        while sent < n:
+            due = min(n, int((time.perf_counter() - began) * rate))
+            if due <= sent:
+                time.sleep(0.002)
+                continue
+            pipe = r.pipeline(transaction=False)
+            for i in range(sent, due):
+                contact, _kind, body = plan[i]
+                pipe.xadd(INCOMING, webhook_fields(f"5213{contact:07d}", f"Cliente {contact}", body, f"wamid.cap.{i}"))
+            pipe.execute()
+            for tenth in range(sent * 10 // n + 1, due * 10 // n + 1):
+                samples.append({"sent": tenth * n // 10, "used_memory": _used(r)})
+            sent = due
+        send_s = time.perf_counter() - began
+        wait_for(lambda: backlog(r, conf.group, conf.lanes) == (0, 0, 0) and r.zcard(conf.sched_zset) == 0, 300,
+                 DRAIN_POLL_S, "every message and delay", stack)
+        time.sleep(retention_s + 2.5)  # a retention period and two trims
+        end_bytes = _used(r)
+        dedupe_bytes = _dedupe_bytes(r)
+        lengths = {stream: r.xlen(stream) for stream in (INCOMING, "nf:outbox", "nf:webhooks")}
+    samples.append({"sent": n, "used_memory": end_bytes, "settled": True})
+    retained = end_bytes - start_bytes - dedupe_bytes
+    per_message = retained / n
+    peak = max(s["used_memory"] for s in samples)
+    passed = end_bytes <= 1.10 * start_bytes + dedupe_bytes
+    mib = 1024 * 1024
+    summary = (f"capacity: {n:,} messages at {n / send_s:,.0f}/s, Redis used memory {start_bytes / mib:.1f} MiB at the "
+               f"start, peak {peak / mib:.1f} MiB, {end_bytes / mib:.1f} MiB settled, of which dedupe records "
+               f"{dedupe_bytes / mib:.1f} MiB ({dedupe_bytes / n:.1f} B per id); retained beyond them "
+               f"{per_message:.1f} B per message ({'PASS' if passed else 'FAIL'} <= start + 10 % + dedupe)")
+    return {"summary": summary, "passed": passed, "messages": n, "rate": rate, "send_s": send_s,
+            "start_bytes": start_bytes, "end_bytes": end_bytes, "peak_bytes": peak, "dedupe_bytes": dedupe_bytes,
+            "retained_bytes_per_message": per_message, "samples": samples, "stream_lengths_at_end": lengths,
+            "retention_s": retention_s}
