@@ -22,7 +22,8 @@ The benchmarks (each module's docstring says exactly what is measured), with the
                 BENCH_TIMER_SPREAD_S (20), BENCH_TIMER_ROUNDS (3), BENCH_TIMER_SEED (6)
   timer_scale   bench/timer_scale.py                  BENCH_SCALE_WAITS (1,000,000), BENCH_SCALE_DUE (100,000),
                 BENCH_SCALE_ROUNDS (3), BENCH_SCALE_LEAD_MS (30,000)
-  fairness      bench/fairness.py (noisy neighbour)   BENCH_BLAST (60,000), BENCH_QUIET_RATE (20), BENCH_QUIET_ALONE_S (10)
+  fairness      bench/fairness.py (noisy neighbour)   BENCH_BLAST (60,000), BENCH_QUIET_RATE (20),
+                BENCH_QUIET_ALONE_S (10)
   capacity      bench/capacity.py (Redis memory)      BENCH_CAPACITY_MESSAGES (300,000), BENCH_CAPACITY_RATE (3,000),
                 BENCH_CAPACITY_RETENTION_S (5), BENCH_CAPACITY_MAXLEN (20,000)
 
