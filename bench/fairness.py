@@ -117,7 +117,8 @@ def run() -> dict[str, Any]:
     passed = quiet_during["p99"] <= TARGET_P99_MS and ratio <= 2
     other_share = others_cpu_share([cpu])
     summary = (f"noisy neighbour: quiet org alone p50 {quiet_alone['p50']:.0f} ms p99 {quiet_alone['p99']:.0f} ms; "
-               f"during a {blast:,}-message blast p50 {quiet_during['p50']:.0f} ms p99 {quiet_during['p99']:.0f} ms "
+               f"during a {blast:,}-message blast p50 {quiet_during['p50']:.0f} ms "
+               f"p99 {quiet_during['p99']:.0f} ms "
                f"({ratio:.1f}x alone; {'PASS' if passed else 'FAIL'} <= {TARGET_P99_MS:.0f} ms and 2x); blast drained "
                f"in {drain_s:.1f} s ({blast / drain_s:,.0f} msg/s)" + "".join(" | " + w for w in cpu_warning(other_share)))
     return {"summary": summary, "passed": passed, "quiet_alone_ms": quiet_alone, "quiet_during_ms": quiet_during,
