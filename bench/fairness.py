@@ -120,7 +120,8 @@ def run() -> dict[str, Any]:
                f"during a {blast:,}-message blast p50 {quiet_during['p50']:.0f} ms "
                f"p99 {quiet_during['p99']:.0f} ms "
                f"({ratio:.1f}x alone; {'PASS' if passed else 'FAIL'} <= {TARGET_P99_MS:.0f} ms and 2x); blast drained "
-               f"in {drain_s:.1f} s ({blast / drain_s:,.0f} msg/s)" + "".join(" | " + w for w in cpu_warning(other_share)))
+               f"in {drain_s:.1f} s ({blast / drain_s:,.0f} msg/s)"
+               + "".join(" | " + warning for warning in cpu_warning(other_share)))
     return {"summary": summary, "passed": passed, "quiet_alone_ms": quiet_alone, "quiet_during_ms": quiet_during,
             "blast": blast, "blast_drain_s": drain_s, "blast_per_s": blast / drain_s, "quiet_rate": rate,
             "answered": {"alone": len(alone.answered_ms), "blast": len(during.answered_ms)}}
