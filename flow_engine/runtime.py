@@ -11,7 +11,7 @@ import uuid
 from dataclasses import replace
 
 from flow_engine import metrics
-from flow_engine.adapters import lanes
+from flow_engine.adapters import lanes, legacy, schema
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
@@ -42,11 +42,20 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        schema.require(self.engine)  # SchemaError: the task waits for `db upgrade` instead of failing events
         self.redis = connect(settings.redis_url)
         self.scripts = Scripts(self.redis)
         self.keys = Keys.of(settings)
-        self.engine = make_engine(settings.database_url)
         self.flows = FlowCache(self.engine, settings.flow_cache_s)
+
+    def schema_problem(self) -> str | None:
+        """Why the database cannot take this process's writes, when its schema is the cause."""
+        try:
+            schema.require(self.engine)
+        except schema.SchemaError as exc:
+            return None if "cannot read its schema" in str(exc) else str(exc)  # unreachable: an outage
+        return None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -123,6 +132,7 @@ class Runtime:
                     lanes.source_fields(self.redis, item), error=outcome.failure.code, detail=outcome.failure.detail,
                     retries=0, source_id=item.stream_id, failed_at_ms=timestamp, event_index=item.index,
                     event_key=event.key)])
+                ops.extend(_forget_seen(event))
         apply_outcomes(self.engine, applied, contacts)  # idempotent, so it may run again after a crash
         left = self._commit(lane, token, len(raw), ops, timestamp)
         if left >= 0:
@@ -135,7 +145,12 @@ class Runtime:
         if not who:
             return {}
         raw = self.redis.mget([self.keys.wait(*w) for w in who])
-        return {w: load_wait(value) for w, value in zip(who, raw, strict=True)}
+        return {w: self._wait(w, value) for w, value in zip(who, raw, strict=True)}
+
+    def _wait(self, who: tuple[str, str, str], raw: str | None) -> WaitState | None:
+        if raw is not None and legacy.is_legacy_wait(raw):  # left by the previous engine, not migrated
+            return legacy.wait_of(raw, who, self.flows.active(who[0]))
+        return load_wait(raw)
 
     def _commit(self, lane: int, token: str, count: int, ops: list[Op], timestamp: int) -> int:
         left = self.scripts.commit(
@@ -162,7 +177,7 @@ class Runtime:
             entry = dlq_entry(lanes.source_fields(self.redis, item), error="max-retries-exceeded", detail=detail,
                               retries=retries, source_id=item.stream_id, failed_at_ms=now_ms(), event_index=item.index,
                               event_key=item.event.key)
-            self._commit(lane, token, 1, [["x", DLQ, entry]], now_ms())
+            self._commit(lane, token, 1, [["x", DLQ, entry], *_forget_seen(item.event)], now_ms())
             return True
         finally:
             self.scripts.release(keys=[lock], args=[token])
@@ -170,6 +185,14 @@ class Runtime:
     def hold_off(self, lane: int, until_ms: int) -> None:
         """A retry of the lane is scheduled for `until_ms`: the stall sweep counts from then."""
         self.redis.set(Keys.lane_armed(lane), until_ms)
+
+
+def _forget_seen(event: Event) -> list[Op]:
+    """A dead-lettered message is not remembered as delivered: re-published by XADD of its fields
+    (the platform's runbook), it is processed, once, instead of dropped as Meta's redelivery."""
+    if isinstance(event, Message) and event.wa_message_id:
+        return [["d", Keys.seen(event.org_id, event.wa_message_id)]]
+    return []
 
 
 def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: list[Op], started: float) -> None:
