@@ -11,7 +11,7 @@ import uuid
 from dataclasses import replace
 
 from flow_engine import metrics
-from flow_engine.adapters import lanes, legacy, schema
+from flow_engine.adapters import lanes, legacy, nlp, schema
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
@@ -20,7 +20,7 @@ from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
 from flow_engine.clock import now_ms
 from flow_engine.core.ids import derive
-from flow_engine.core.inbound import Event, Message
+from flow_engine.core.inbound import Event, Message, lane_key
 from flow_engine.core.interpreter import interpret
 from flow_engine.core.outcome import AttributeWrite, WaitState
 from flow_engine.settings import Settings
@@ -48,6 +48,8 @@ class Runtime:
         self.scripts = Scripts(self.redis)
         self.keys = Keys.of(settings)
         self.flows = FlowCache(self.engine, settings.flow_cache_s)
+        self.nlp = nlp.Nlp(settings.nlp_url, settings.nlp_timeout_s, settings.nlp_min_score) if settings.nlp_url \
+            else None
 
     def schema_problem(self) -> str | None:
         """Why the database cannot take this process's writes, when its schema is the cause."""
@@ -58,6 +60,8 @@ class Runtime:
         return None
 
     def close(self) -> None:
+        if self.nlp is not None:
+            self.nlp.close()
         self.engine.dispose()
         self.redis.close()
 
@@ -109,6 +113,7 @@ class Runtime:
             phones = {event.contact for _, event in work if event.org_id == org_id}
             for phone, stored in load_contacts(self.engine, org_id, phones).items():
                 contacts[(org_id, phone)] = stored
+        intents = self._intents(work, waits) if self.nlp is not None else {}
         applied: list[Applied] = []
         for item, event in work:
             who = (event.org_id, event.channel_id, event.contact)
@@ -118,7 +123,7 @@ class Runtime:
             if wait is None and not isinstance(event, Message):
                 flow = None  # a timer with no wait is stale: no flow needed
             outcome = interpret(flow, event, wait, stored.contact, timestamp,
-                                fallback_language=self.settings.fallback_language)
+                                fallback_language=self.settings.fallback_language, intent=intents.get(event.key))
             waits[who] = outcome.wait_after
             writes = {w.key: w.value for w in outcome.effects if isinstance(w, AttributeWrite)}
             if writes or outcome.contact_name:
@@ -146,6 +151,16 @@ class Runtime:
             return {}
         raw = self.redis.mget([self.keys.wait(*w) for w in who])
         return {w: self._wait(w, value) for w, value in zip(who, raw, strict=True)}
+
+    def _intents(self, work: list[tuple[lanes.Item, Event]],
+                 waits: dict[tuple[str, str, str], WaitState | None]) -> dict[str, str | None]:
+        """The NLP service's intents for the messages that may enter a flow (their contact has no
+        paused run), decided before any write and recorded, so a replay decides the same."""
+        assert self.nlp is not None
+        entering = [(event.key, event.text) for _item, event in work
+                    if isinstance(event, Message) and event.text.strip() and waits.get(lane_key(event)) is None
+                    and self.flows.active(event.org_id) is not None]
+        return nlp.decide(self.redis, self.nlp, entering)
 
     def _wait(self, who: tuple[str, str, str], raw: str | None) -> WaitState | None:
         if raw is not None and legacy.is_legacy_wait(raw):  # left by the previous engine, not migrated

@@ -42,6 +42,9 @@ class Settings:
     dedupe_ttl_s: int = 48 * 3600
     retry_backoff_ms: int = 500  # first retry delay; doubles per retry, capped at 30 s
     fallback_language: str = "es"
+    nlp_url: str | None = None  # the platform's NLP service; unset: keywords only
+    nlp_timeout_s: float = 1.5
+    nlp_min_score: float = 0.32  # a label scored lower falls back to the keywords
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int = 2**31) -> int:
@@ -64,6 +67,24 @@ def _choice(env: Mapping[str, str], name: str, default: str, check: Callable[[st
     if not check(raw):
         raise SettingsError(f"{name}={raw!r}: {what}")
     return raw
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: must be a number") from None
+    if not minimum <= value <= maximum:  # also refuses nan
+        raise SettingsError(f"{name}={raw!r}: must be between {minimum} and {maximum}")
+    return value
+
+
+def _http_url(value: str) -> bool:
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
 def _redis_url(value: str) -> bool:
@@ -111,6 +132,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         fallback_language=_choice(
             env, "FLOW_ENGINE_FALLBACK_LANG", "es", lambda v: v in ("es", "en"), 'must be "es" or "en"'
         ),
+        nlp_url=_choice(env, "NLP_SERVICE_URL", "", _http_url, "must be an http:// or https:// URL") or None,
+        nlp_timeout_s=_float(env, "NLP_TIMEOUT_SECONDS", Settings.nlp_timeout_s, 0.01, 60),
+        nlp_min_score=_float(env, "NLP_MIN_SCORE", Settings.nlp_min_score, 0, 1),
     )
 
 
