@@ -211,7 +211,7 @@ def convert_with_database(client: RedisClient, keys: Keys, database_url: str, *,
 
     engine = make_engine(database_url)
     try:
-        schema.require(engine, schema.FLOWS)
+        schema.require(engine, schema.FLOWS_READ)
         return convert(client, keys, FlowCache(engine, ttl_s=3600).active, dry_run=dry_run)
     finally:
         engine.dispose()

@@ -15,11 +15,12 @@ from sqlalchemy.exc import SQLAlchemyError
 UPGRADE = "flow-engine db upgrade"
 
 # The columns each part of the engine reads or writes.
-FLOWS = {"flows": ("id", "org_id", "name", "version", "graph", "status", "created_by", "created_at")}
+FLOWS = {"flows": ("id", "org_id", "name", "version", "graph", "status", "created_by", "created_at")}  # flows load
+FLOWS_READ = {"flows": ("id", "org_id", "name", "version", "graph", "status")}
 RUNS = {"flow_runs": ("id", "org_id", "flow_id", "flow_version", "contact", "channel_id", "status", "last_step",
                       "context", "created_at", "updated_at")}
 CONTACTS = {"contacts": ("id", "org_id", "wa_id", "phone", "name", "attributes", "created_at", "updated_at")}
-WORKER = {**FLOWS, **RUNS, **CONTACTS}
+WORKER = {**FLOWS_READ, **RUNS, **CONTACTS}
 
 
 class SchemaError(RuntimeError):
