@@ -112,7 +112,7 @@ def test_a_replay_reuses_what_was_decided(service: str, redis_url: str) -> None:
         client.close()
 
 
-FLOW = {"nodes": [{"id": "n1", "type": "intent", "keywords": {"support": ["roto"]}, "map": {
+FLOW: dict[str, Any] = {"nodes": [{"id": "n1", "type": "intent", "keywords": {"support": ["roto"]}, "map": {
     "sales": "sales", "gratitude": "thanks", "goodbye": "bye", "greeting": "hello", "support": "support",
     "default": "other"}}],
     "paths": {name: [{"type": "action", "action": "send_text", "text": name}] for name in
