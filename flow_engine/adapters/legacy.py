@@ -142,9 +142,9 @@ def convert(client: RedisClient, keys: Keys, active: ActiveFlow, *, dry_run: boo
     concurrently: each conversion applies only while the old value is still in place."""
     report = Report()
     ops: list[list[Any]] = []
-    old_timers = [parse_timer(m, s) if isinstance(m, str) else None for m, s in
-                  client.zrangebyscore(keys.timers, "-inf", f"({SECONDS_SCORE_LIMIT}", withscores=True)]
-    members = client.zrangebyscore(keys.timers, "-inf", f"({SECONDS_SCORE_LIMIT}")
+    scored = client.zrangebyscore(keys.timers, "-inf", f"({SECONDS_SCORE_LIMIT}", withscores=True)
+    members = [member for member, _score in scored]
+    old_timers = [parse_timer(m, score) if isinstance(m, str) else None for m, score in scored]
     report.timers_found = len(members)
     timeouts = {(t.org_id, t.channel_id, t.contact): t for t in old_timers if t is not None and t.token}
     prefix = keys.wait_prefix + ":"
@@ -159,7 +159,9 @@ def convert(client: RedisClient, keys: Keys, active: ActiveFlow, *, dry_run: boo
         if who is None or wait is None or keys.wait(*who) != key:
             report.dropped.append(f"wait {key}: no active flow with its path; it expires with its TTL")
             continue
-        ops.append(["w", key, raw, dump_wait(wait)])
+        # With a timeout timer the key must outlive it (its TTL was the timeout: it would vanish as the
+        # timer fires, and the timeout find no wait); without one it keeps the previous engine's TTL.
+        ops.append(["w", key, raw, dump_wait(wait), "persist" if timer else "keepttl"])
     for member, timer in zip(members, old_timers, strict=True):
         if timer is None:
             report.dropped.append(f"timer {member[:120]}: not the previous engine's format")

@@ -68,7 +68,8 @@ def switched(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                            old_timer(org, "5210000000002", now_s + 4, "hello", 2, channel=None),
                            old_timer(org, "5210000000003", now_s - 1, "late", 0, token="tokC"),
                            old_timer(org, "5210000000004", now_s + 600, "late", 0, token="tokD")]))
-        r.set(f"fe:wait:{org}:ch1:5210000000003", old_wait(org, "5210000000003", 3, "tokC"), ex=30)
+        # Its TTL (the previous engine set the timeout) would run out before the engine is up.
+        r.set(f"fe:wait:{org}:ch1:5210000000003", old_wait(org, "5210000000003", 3, "tokC"), ex=6)
         r.set(f"fe:wait:{org}:ch1:5210000000004", old_wait(org, "5210000000004", 4, "tokD"), ex=600)
         # The previous engine's consumer read an entry and died before acknowledging it.
         r.xgroup_create(INCOMING, "engine", id="$", mkstream=True)
@@ -141,5 +142,6 @@ def test_old_timers_and_waits_resume_or_expire_exactly_once(switched: tuple[Stac
         ("5210000000005", "completed", "hello:4"), ("5210000000006", "running", "hello:3"),
         ("5210000000007", "running", "hello:3")]
     assert stack.redis.xpending(INCOMING, "engine")["pending"] == 0
+    assert stack.redis.ttl(f"fe:wait:{org}:wa_main:5210000000002") == -1  # our own waits: no TTL
     assert "switchover: timers of the previous engine: 1 found, 1 converted" in stack["scheduler0"].log()
 

@@ -2,8 +2,9 @@
 -- (`flow-engine state migrate` and the timer loop's start may both try).
 -- KEYS[1] timers zset   KEYS[2] stats hash
 -- ARGV[1] JSON ops: ["t", old member, due ms (string), new member] replace a timer, only while the old
---                   member is still there | ["w", key, expected value ("" = absent), new value] set a
---                   wait, only while the key holds the expected value (an old wait keeps its TTL)
+--                   member is still there | ["w", key, expected value ("" = absent), new value,
+--                   "keepttl"|"persist"?] set a wait, only while the key holds the expected value (an
+--                   old wait keeps its TTL, or loses it with "persist")
 --                   | ["d", old member] drop a timer that cannot be converted
 -- Returns the number of ops applied.
 local applied = 0
@@ -22,7 +23,11 @@ for _, op in ipairs(cjson.decode(ARGV[1])) do
       redis.call('HINCRBY', KEYS[2], 'waits', 1)
       applied = applied + 1
     elseif op[3] ~= '' and current == op[3] then
-      redis.call('SET', op[2], op[4], 'KEEPTTL')
+      if op[5] == 'persist' then
+        redis.call('SET', op[2], op[4])
+      else
+        redis.call('SET', op[2], op[4], 'KEEPTTL')
+      end
       redis.call('HINCRBY', KEYS[2], 'waits', 1)  -- the previous engine's waits were not counted
       applied = applied + 1
     end
