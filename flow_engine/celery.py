@@ -41,11 +41,13 @@ def _check_schema(**_: object) -> None:
 
     from flow_engine import settings
     from flow_engine.adapters.db import make_engine
-    from flow_engine.adapters.schema import SchemaError, require
+    from flow_engine.adapters.schema import DatabaseUnreachable, SchemaError, require
 
     engine = make_engine(settings.get().database_url)
     try:
         require(engine)
+    except DatabaseUnreachable as exc:  # an outage: the worker starts and its events are retried
+        print(f"flow-engine worker: {exc}; the schema is checked again by each process", file=sys.stderr)
     except SchemaError as exc:
         print(f"flow-engine worker: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -43,7 +43,10 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
-        schema.require(self.engine)  # SchemaError: the task waits for `db upgrade` instead of failing events
+        # A missing table or column: SchemaError, and the task waits for `db upgrade` instead of failing
+        # events. A database down now is an outage like any other: events are retried.
+        with contextlib.suppress(schema.DatabaseUnreachable):
+            schema.require(self.engine)
         self.redis = connect(settings.redis_url)
         self.scripts = Scripts(self.redis)
         self.keys = Keys.of(settings)
@@ -55,8 +58,10 @@ class Runtime:
         """Why the database cannot take this process's writes, when its schema is the cause."""
         try:
             schema.require(self.engine)
+        except schema.DatabaseUnreachable:
+            return None  # an outage: the event's retries count
         except schema.SchemaError as exc:
-            return None if "cannot read its schema" in str(exc) else str(exc)  # unreachable: an outage
+            return str(exc)
         return None
 
     def close(self) -> None:

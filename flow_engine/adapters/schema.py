@@ -27,6 +27,10 @@ class SchemaError(RuntimeError):
     """The database lacks what a process needs; the message is one line naming it and the fix."""
 
 
+class DatabaseUnreachable(SchemaError):
+    """The schema could not be read: an outage, which processes ride out (retries), not a refusal."""
+
+
 @dataclass(frozen=True)
 class Schema:
     missing: tuple[str, ...]  # "flows" (a table) or "flow_runs.flow_version" (a column)
@@ -34,8 +38,8 @@ class Schema:
 
 
 def inspect_schema(engine: Engine, needs: Mapping[str, Iterable[str]] = WORKER) -> Schema:
-    """What of `needs` is missing, and which timestamp columns are naive. Raises SchemaError when the
-    database cannot be reached (one line)."""
+    """What of `needs` is missing, and which timestamp columns are naive. Raises DatabaseUnreachable
+    when the database cannot be reached (one line)."""
     try:
         found = inspect(engine)
         tables = set(found.get_table_names())
@@ -50,7 +54,7 @@ def inspect_schema(engine: Engine, needs: Mapping[str, Iterable[str]] = WORKER) 
             naive |= {(table, name) for name, kind in present.items()
                       if isinstance(kind, DateTime) and not kind.timezone}
     except SQLAlchemyError as exc:
-        raise SchemaError(f"database at {safe_url(engine)}: cannot read its schema: "
+        raise DatabaseUnreachable(f"database at {safe_url(engine)}: cannot read its schema: "
                           f"{one_line(exc)}") from None
     return Schema(tuple(missing), frozenset(naive))
 

@@ -126,9 +126,11 @@ def nlp_stack(service: str, redis_url: str, database_url: str,
               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(redis_url, database_url, tmp_path_factory.mktemp("logs"),
                   env={"NLP_SERVICE_URL": service, "NLP_TIMEOUT_SECONDS": "1"})
-    stack.start()
-    yield stack
-    stack.stop()
+    try:
+        stack.start()  # inside: a stack that fails to start is stopped too
+        yield stack
+    finally:
+        stack.stop()
 
 
 def test_messages_entering_a_flow_are_routed_by_the_service_else_by_keywords(nlp_stack: Stack) -> None:

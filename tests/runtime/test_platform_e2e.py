@@ -42,8 +42,8 @@ def platform(request: pytest.FixtureRequest, redis_url: str,
     with platform_database(request.param) as url:
         assert run_cli(url, "db", "upgrade").returncode == 0
         stack = Stack(redis_url, url, tmp_path_factory.mktemp("logs"))
-        stack.start()
         try:
+            stack.start()
             yield stack, url
         finally:
             stack.stop()

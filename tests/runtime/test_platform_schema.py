@@ -14,9 +14,19 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from flow_engine.adapters import schema
+from flow_engine.adapters.keys import DLQ
 from flow_engine.adapters.migrate import upgrade
+from flow_engine.devstack import Stack
 from tests.conftest import EXAMPLE_FLOWS
-from tests.runtime.platform import PLATFORM_HEAD, add_org, platform_database, run_cli, schema_snapshot, sql
+from tests.runtime.platform import (
+    PLATFORM_HEAD,
+    add_flow,
+    add_org,
+    platform_database,
+    run_cli,
+    schema_snapshot,
+    sql,
+)
 
 ENGINE_HEAD = "0002"
 
@@ -131,3 +141,28 @@ def test_a_bad_graph_file_is_one_line(tmp_path: Path) -> None:
             load = run_cli(url, "flows", "load", str(bad), "--org", "acme")
             assert (load.returncode, load.stderr.count("\n")) == (1, 1), load.stderr
             assert expected in load.stderr and "Traceback" not in load.stderr
+
+
+def test_a_column_lost_while_running_holds_the_traffic_until_db_upgrade(redis_url: str, tmp_path: Path) -> None:
+    with platform_database() as url:
+        assert run_cli(url, "db", "upgrade").returncode == 0
+        org = add_org(url)
+        add_flow(url, org, {"nodes": [], "paths": {"path_default": [
+            {"type": "action", "action": "send_text", "text": "eco {{message.text}}"}]}})
+        stack = Stack(redis_url, url, tmp_path)
+        try:
+            stack.start()
+            sql(url, "ALTER TABLE flow_runs DROP COLUMN channel_id")  # someone's migration, say
+            stack.send(org, "5215550301", "hola")
+            stack.wait_until(lambda: "lacks flow_runs.channel_id" in stack["worker0"].log(), 20, "the worker to wait")
+            assert stack.stream(DLQ, org) == [] and stack.outbox(org) == []
+            upgrade = run_cli(url, "db", "upgrade")
+            assert upgrade.returncode == 0, upgrade.stderr
+            assert "channel_id" in columns(url, "flow_runs")
+            assert [e["text"] for e in stack.wait_outbox(org, 1, timeout_s=45)] == ["eco hola"]
+            stack.settled()
+            assert stack.stream(DLQ, org) == []
+            assert stack.rows("SELECT contact, channel_id FROM flow_runs WHERE org_id = :org", org=org) == [
+                ("5215550301", "ch1")]
+        finally:
+            stack.stop()

@@ -88,8 +88,8 @@ def switched(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         # Left for the timer loop's start (an old timer) and for a worker's read (an old wait).
         r.zadd(ZSET, dict([old_timer(org, "5210000000006", now_s - 2, "hello", 2, text="tarde llegó")]))
         r.set(f"fe:wait:{org}:ch1:5210000000005", old_wait(org, "5210000000005", 3, "tokE"), ex=3600)
-        stack.start()
         try:
+            stack.start()
             yield stack, org, out
         finally:
             stack.stop()
