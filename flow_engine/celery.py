@@ -34,6 +34,28 @@ def _serve_metrics(**_: object) -> None:
         metrics.serve_or_exit(conf.metrics_port, conf.metrics_addr)
 
 
+@worker_init.connect
+def _check_schema(**_: object) -> None:
+    """Refuse to start on a database without the engine's tables and columns: one line, exit 2, and
+    no traffic touched (a worker that started would retry every event and dead-letter it)."""
+    import sys
+
+    from flow_engine import settings
+    from flow_engine.adapters.db import make_engine
+    from flow_engine.adapters.schema import DatabaseUnreachable, SchemaError, require
+
+    engine = make_engine(settings.get().database_url)
+    try:
+        require(engine)
+    except DatabaseUnreachable as exc:  # an outage: the worker starts and its events are retried
+        print(f"flow-engine worker: {exc}; the schema is checked again by each process", file=sys.stderr)
+    except SchemaError as exc:
+        print(f"flow-engine worker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        engine.dispose()
+
+
 @worker_process_init.connect
 def _fresh_connections_after_fork(**_: object) -> None:
     """Each prefork child opens its own Redis and database connections, and yields the CPU to the

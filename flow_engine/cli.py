@@ -164,6 +164,7 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Create or migrate the tables at DATABASE_URL (Alembic)."""
+    from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
     from flow_engine.adapters.migrate import upgrade
@@ -171,7 +172,7 @@ def db_upgrade(revision: str) -> None:
     url = _settings().database_url
     try:
         upgrade(url, revision)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, CommandError) as exc:
         raise click.ClickException(f"DATABASE_URL: cannot migrate: {str(exc).splitlines()[0]}") from None
     click.echo(f"database at {_safe_url(url)} is at revision {revision}")
 
@@ -180,6 +181,30 @@ def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+@main.group()
+def state() -> None:
+    """Redis state (waits and timers)."""
+
+
+@state.command("migrate")
+@click.option("--dry-run", is_flag=True, help="only say what would be converted")
+def state_migrate(dry_run: bool) -> None:
+    """Convert the previous engine's wait values and timers into this engine's (once; safe to repeat)."""
+    from flow_engine.adapters import legacy, schema
+    from flow_engine.adapters.keys import Keys
+    from flow_engine.adapters.scripts import connect
+
+    conf = _settings()
+    _require_redis(conf.redis_url)
+    try:
+        report = legacy.convert_with_database(connect(conf.redis_url), Keys.of(conf), conf.database_url,
+                                              dry_run=dry_run)
+    except schema.SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in report.lines():
+        click.echo(("(dry run) " if dry_run else "") + line)
 
 
 @main.group()
@@ -195,17 +220,27 @@ def flows() -> None:
 @click.option("--if-changed", is_flag=True, help="keep the latest version when it is the same graph")
 def flows_load(files: tuple[str, ...], org: str, name: str | None, activate: bool, if_changed: bool) -> None:
     """Validate each FILE and store it as a new version of the org's flow."""
+    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+    from flow_engine.adapters import schema
     from flow_engine.adapters.db import make_engine
     from flow_engine.adapters.store import store_flow
 
-    engine = make_engine(_settings().database_url)
     graphs = []
     for file in files:  # all or nothing: every file is checked before any is stored
         graph = load_graph(file)
+        if not isinstance(graph, dict):
+            raise click.ClickException(f"{file}: a flow is a JSON object, got {type(graph).__name__}")
         problems = parse_flow(graph).problems
         if problems:
             raise click.ClickException(f"{file} is not a valid flow:\n" + "\n".join(problems))
         graphs.append((file, graph))
+    engine = make_engine(_settings().database_url)
+    try:
+        schema.require(engine, schema.FLOWS)
+    except schema.SchemaError as exc:
+        engine.dispose()
+        raise click.ClickException(str(exc)) from None
     try:
         with click.progressbar(graphs, label="storing flows", file=sys.stderr,
                                hidden=len(graphs) < 10) as progress:
@@ -216,6 +251,14 @@ def flows_load(files: tuple[str, ...], org: str, name: str | None, activate: boo
                 state = "active" if activate else "draft"
                 done = "stored" if stored else "unchanged"
                 click.echo(f"{file}: flow {flow_id} ({flow_name!r} v{version}) {done} for org {org}, {state}")
+    except IntegrityError as exc:
+        # The platform's flows.org_id references organizations: an org it does not know is refused.
+        reason = schema.one_line(exc)
+        raise click.ClickException(f"org {org!r}: the database refused the flow ({reason}); "
+                                   "is the org in the platform's organizations table?") from None
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"database at {schema.safe_url(engine)}: cannot store the flow: "
+                                   f"{schema.one_line(exc)}") from None
     finally:
         engine.dispose()
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from flow_engine.adapters import schema
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import replay_fields
 from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANES, OUTBOX, STATS, WEBHOOKS, Keys
@@ -106,6 +107,7 @@ def check(settings: Settings, what: Iterable[str]) -> list[tuple[str, str | None
                 try:
                     with engine.connect() as conn:
                         conn.execute(text("SELECT 1"))
+                    schema.require(engine)  # reachable is not enough: the worker needs its columns
                 finally:
                     engine.dispose()
             elif component == "bridge":

@@ -68,5 +68,33 @@ def run_scheduler() -> None:
     from flow_engine.scheduler import TimerLoop
 
     stop = stop_on_signals()
+    convert_leftover_timers(settings)
     logging.getLogger("flow_engine.scheduler").info("timer loop starting")
     TimerLoop(settings, enqueue_lane).run(stop)
+
+
+def convert_leftover_timers(settings: settings_module.Settings) -> None:
+    """Timers of the previous engine (scored in seconds) would all fire at once: convert them before
+    the first tick. Only then does the timer loop touch the database (for the orgs' active flows)."""
+    import redis
+
+    from flow_engine.adapters import legacy, schema
+    from flow_engine.adapters.keys import Keys
+    from flow_engine.adapters.scripts import connect
+
+    log = logging.getLogger("flow_engine.scheduler")
+    client, keys = connect(settings.redis_url), Keys.of(settings)
+    try:
+        if not legacy.has_old_timers(client, keys):
+            return
+        report = legacy.convert_with_database(client, keys, settings.database_url)
+    except redis.RedisError as exc:  # the loop waits for Redis; `flow-engine state migrate` converts later
+        log.warning("timer loop: cannot look for the previous engine's timers: %s", exc)
+        return
+    except schema.SchemaError as exc:
+        print(f"flow-engine scheduler: {exc}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        client.close()
+    for line in report.lines():
+        log.info("switchover: %s", line)

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import replace
 
 from flow_engine import metrics
-from flow_engine.adapters import lanes
+from flow_engine.adapters import lanes, legacy, nlp, schema
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
@@ -21,7 +21,7 @@ from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
 from flow_engine.clock import now_ms
 from flow_engine.core.ids import derive
-from flow_engine.core.inbound import Event, Message
+from flow_engine.core.inbound import Event, Message, lane_key
 from flow_engine.core.interpreter import interpret
 from flow_engine.core.limits import cap_outputs, output_bytes
 from flow_engine.core.outcome import AttributeWrite, WaitState
@@ -49,14 +49,32 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        # A missing table or column: SchemaError, and the task waits for `db upgrade` instead of failing
+        # events. A database down now is an outage like any other: events are retried.
+        with contextlib.suppress(schema.DatabaseUnreachable):
+            schema.require(self.engine)
         self.redis = connect(settings.redis_url)
         self.scripts = Scripts(self.redis)
         self.keys = Keys.of(settings)
-        self.engine = make_engine(settings.database_url)
         self.flows = FlowCache(self.engine, settings.flow_cache_s)
         self.new_lanes_queue = settings.broker_url == settings.redis_url
+        self.nlp = nlp.Nlp(settings.nlp_url, settings.nlp_timeout_s, settings.nlp_min_score) if settings.nlp_url \
+            else None
+
+    def schema_problem(self) -> str | None:
+        """Why the database cannot take this process's writes, when its schema is the cause."""
+        try:
+            schema.require(self.engine)
+        except schema.DatabaseUnreachable:
+            return None  # an outage: the event's retries count
+        except schema.SchemaError as exc:
+            return str(exc)
+        return None
 
     def close(self) -> None:
+        if self.nlp is not None:
+            self.nlp.close()
         self.engine.dispose()
         self.redis.close()
 
@@ -121,6 +139,7 @@ class Runtime:
             phones = {event.contact for _, event in work if event.org_id == org_id}
             for phone, stored in load_contacts(self.engine, org_id, phones).items():
                 contacts[(org_id, phone)] = stored
+        intents = self._intents(work, waits) if self.nlp is not None else {}
         applied: list[Applied] = []
         commit_bytes = 0
         for position, (item, event) in enumerate(work):
@@ -134,7 +153,7 @@ class Runtime:
             if wait is None and not isinstance(event, Message):
                 flow = None  # a timer with no wait is stale: no flow needed
             outcome = interpret(flow, event, wait, stored.contact, timestamp,
-                                fallback_language=self.settings.fallback_language)
+                                fallback_language=self.settings.fallback_language, intent=intents.get(event.key))
             outcome = cap_outputs(outcome, max_outputs=self.settings.max_outputs,
                                   max_bytes=self.settings.max_output_bytes)
             commit_bytes += output_bytes(outcome)
@@ -151,6 +170,7 @@ class Runtime:
                     lanes.source_fields(self.redis, item), error=outcome.failure.code, detail=outcome.failure.detail,
                     retries=0, source_id=item.stream_id, failed_at_ms=timestamp, event_index=item.index,
                     event_key=event.key)])
+                ops.extend(_forget_seen(event))
         apply_outcomes(self.engine, applied, contacts)  # idempotent, so it may run again after a crash
         left = self._commit(lane, token, len(work), ops, timestamp)
         if left >= 0:
@@ -163,7 +183,22 @@ class Runtime:
         if not who:
             return {}
         raw = self.redis.mget([self.keys.wait(*w) for w in who])
-        return {w: load_wait(value) for w, value in zip(who, raw, strict=True)}
+        return {w: self._wait(w, value) for w, value in zip(who, raw, strict=True)}
+
+    def _intents(self, work: list[tuple[lanes.Item, Event]],
+                 waits: dict[tuple[str, str, str], WaitState | None]) -> dict[str, str | None]:
+        """The NLP service's intents for the messages that may enter a flow (their contact has no
+        paused run), decided before any write and recorded, so a replay decides the same."""
+        assert self.nlp is not None
+        entering = [(event.key, event.text) for _item, event in work
+                    if isinstance(event, Message) and event.text.strip() and waits.get(lane_key(event)) is None
+                    and self.flows.active(event.org_id) is not None]
+        return nlp.decide(self.redis, self.nlp, entering)
+
+    def _wait(self, who: tuple[str, str, str], raw: str | None) -> WaitState | None:
+        if raw is not None and legacy.is_legacy_wait(raw):  # left by the previous engine, not migrated
+            return legacy.wait_of(raw, who, self.flows.active(who[0]))
+        return load_wait(raw)
 
     def _commit(self, lane: str, token: str, count: int, ops: list[Op], timestamp: int) -> int:
         left = self.scripts.commit(
@@ -205,6 +240,14 @@ class Runtime:
     def hold_off(self, lane: str, until_ms: int) -> None:
         """A retry of the lane is scheduled for `until_ms`: the stall sweep counts from then."""
         self.redis.set(Keys.lane_armed(lane), until_ms)
+
+
+def _forget_seen(event: Event) -> list[Op]:
+    """A dead-lettered message is not remembered as delivered: re-published by XADD of its fields
+    (the platform's runbook), it is processed, once, instead of dropped as Meta's redelivery."""
+    if isinstance(event, Message) and event.wa_message_id:
+        return [["d", Keys.seen(event.org_id, event.wa_message_id)]]
+    return []
 
 
 def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: list[Op], started: float) -> None:

@@ -51,6 +51,9 @@ class Settings:
     stream_retention_s: int = 3600  # acknowledged stream entries older than this are trimmed
     stream_maxlen: int = 1_000_000  # a stream without consumer groups keeps this many (0: all)
     trim_every_ms: int = 10_000  # how often the timer loop trims the streams
+    nlp_url: str | None = None  # the platform's NLP service; unset: keywords only
+    nlp_timeout_s: float = 1.5
+    nlp_min_score: float = 0.32  # a label scored lower falls back to the keywords
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int = 2**31) -> int:
@@ -77,6 +80,24 @@ def _choice(env: Mapping[str, str], name: str, default: str, check: Callable[[st
 
 BROKER_SCHEMES = ("redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp", "sqs")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: must be a number") from None
+    if not minimum <= value <= maximum:  # also refuses nan
+        raise SettingsError(f"{name}={raw!r}: must be between {minimum} and {maximum}")
+    return value
+
+
+def _http_url(value: str) -> bool:
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
 def _url(env: Mapping[str, str], name: str, default: str, check: Callable[[str], str | None]) -> str:
@@ -163,6 +184,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         trim_every_ms=_int(env, "FLOW_ENGINE_TRIM_EVERY_MS", Settings.trim_every_ms, 100, 3_600_000),
         log_level=_choice(env, "LOG_LEVEL", Settings.log_level, lambda v: v.upper() in LOG_LEVELS,
                           f"must be one of {', '.join(LOG_LEVELS)}").upper(),
+        nlp_url=_choice(env, "NLP_SERVICE_URL", "", _http_url, "must be an http:// or https:// URL") or None,
+        nlp_timeout_s=_float(env, "NLP_TIMEOUT_SECONDS", Settings.nlp_timeout_s, 0.01, 60),
+        nlp_min_score=_float(env, "NLP_MIN_SCORE", Settings.nlp_min_score, 0, 1),
     )
 
 

@@ -8,13 +8,16 @@ from typing import Any
 
 from flow_engine import metrics
 from flow_engine import settings as settings_module
-from flow_engine.adapters.keys import BUSY_LANES_QUEUE, NEW_LANES_QUEUE
+from flow_engine.adapters.keys import BUSY_LANES_QUEUE, NEW_LANES_QUEUE, Keys
+from flow_engine.adapters.schema import SchemaError
+from flow_engine.adapters.scripts import connect
 from flow_engine.celery import app
 from flow_engine.clock import now_ms
 from flow_engine.runtime import LaneFailure, runtime
 
 log = logging.getLogger("flow_engine.tasks")
 MAX_BACKOFF_MS = 30_000
+SCHEMA_RETRY_MS = 30_000  # a database without the engine's schema: its events wait for `db upgrade`
 
 
 def backoff_ms(attempt: int) -> int:
@@ -26,12 +29,17 @@ def backoff_ms(attempt: int) -> int:
 def process_lane(self: Any, lane: str, attempt: int = 0) -> str:
     """Process lane `lane` until it is empty. `attempt` counts failures of its current head event."""
     settings = settings_module.get()
-    rt = runtime(settings)
+    try:
+        rt = runtime(settings)
+    except SchemaError as exc:
+        return _wait_for_schema(self, lane, attempt, str(exc))
     try:
         result = rt.drain(lane, budget_s=settings.task_budget_ms / 1000)
     except LaneFailure as failure:
         metrics.errors.labels("transient").inc()
         attempt = 1 if failure.progressed else attempt + 1
+        if attempt > settings.max_retries and (problem := rt.schema_problem()):
+            return _wait_for_schema(self, lane, attempt - 1, problem)
         if attempt > settings.max_retries:
             log.warning("lane %s: head event failed %s times, to the DLQ: %s", lane, attempt, failure,
                         extra={"lane": lane})
@@ -50,6 +58,17 @@ def process_lane(self: Any, lane: str, attempt: int = 0) -> str:
     # "busy": another worker holds the lane and drains it. Were that worker dead, its lock expires
     # and the timer loop's sweep re-arms the lane.
     return result
+
+
+def _wait_for_schema(task: Any, lane: str, attempt: int, problem: str) -> str:
+    """The database lacks the engine's schema: not the events' fault, so none is dead-lettered; the
+    lane is tried again until someone runs `flow-engine db upgrade`."""
+    log.error("lane %s waits: %s", lane, problem, extra={"lane": lane})
+    # Armed until then, so the stall sweep does not start a second task meanwhile.
+    with contextlib.suppress(Exception), connect(settings_module.get().redis_url) as client:
+        client.set(Keys.lane_armed(lane), now_ms() + SCHEMA_RETRY_MS)
+    raise task.retry(args=(lane, attempt), countdown=SCHEMA_RETRY_MS / 1000, argsrepr=f"lane {lane}, schema") \
+        from None
 
 
 def enqueue(lane: str, *, new: bool = False) -> None:

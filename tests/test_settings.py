@@ -92,3 +92,24 @@ def test_every_process_stops_when_its_metrics_port_is_taken(argv: list[str], tmp
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (
         f"flow-engine: FLOW_ENGINE_METRICS_PORT={port} (FLOW_ENGINE_METRICS_ADDR=127.0.0.1): Address already in use")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"NLP_SERVICE_URL": "nlp:8000"}, "NLP_SERVICE_URL='nlp:8000': must be an http:// or https:// URL"),
+        ({"NLP_TIMEOUT_SECONDS": "soon"}, "NLP_TIMEOUT_SECONDS='soon': must be a number"),
+        ({"NLP_TIMEOUT_SECONDS": "0"}, "NLP_TIMEOUT_SECONDS='0': must be between 0.01 and 60"),
+        ({"NLP_MIN_SCORE": "1.5"}, "NLP_MIN_SCORE='1.5': must be between 0 and 1"),
+    ],
+)
+def test_a_bad_nlp_setting_names_it(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        load(env)
+    assert str(raised.value) == message
+
+
+def test_the_nlp_service_is_off_unless_its_url_is_set() -> None:
+    assert (load({}).nlp_url, load({}).nlp_timeout_s, load({}).nlp_min_score) == (None, 1.5, 0.32)
+    nlp = load({"NLP_SERVICE_URL": "http://nlp:8000", "NLP_TIMEOUT_SECONDS": "0.8", "NLP_MIN_SCORE": "0.5"})
+    assert (nlp.nlp_url, nlp.nlp_timeout_s, nlp.nlp_min_score) == ("http://nlp:8000", 0.8, 0.5)

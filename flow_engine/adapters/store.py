@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from flow_engine.adapters.db import ContactRow, FlowRow, FlowRunRow, utcnow
+from flow_engine.adapters.db import ContactRow, FlowRow, FlowRunRow
+from flow_engine.adapters.schema import stamp
 from flow_engine.core.graph import Flow, parse_flow
 from flow_engine.core.ids import derive
 from flow_engine.core.outcome import Contact, Outcome
@@ -43,7 +44,7 @@ class FlowCache:
         query = (
             select(FlowRow.id, FlowRow.version, FlowRow.graph, FlowRow.name)
             .where(FlowRow.org_id == org_id, FlowRow.status == "active")
-            .order_by(FlowRow.version.desc())
+            .order_by(FlowRow.version.desc().nulls_last())  # the platform's column is nullable
             .limit(1)
         )
         with self.engine.connect() as conn:
@@ -64,7 +65,8 @@ class FlowCache:
         return flow
 
 
-def _parse(flow_id: str, version: int, graph: Any) -> Flow:
+def _parse(flow_id: str, version: int | None, graph: Any) -> Flow:
+    version = version or 0
     if isinstance(graph, str | bytes):  # a platform may store the graph as text
         try:
             graph = json.loads(graph)
@@ -110,7 +112,8 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
     runs: dict[str, dict[str, Any]] = {}
     patches: dict[tuple[str, str], dict[str, Any]] = {}
     names: dict[tuple[str, str], str] = {}
-    now = utcnow()
+    run_created, run_updated = stamp(engine, "flow_runs", "created_at"), stamp(engine, "flow_runs", "updated_at")
+    created_at, now = stamp(engine, "contacts", "created_at"), stamp(engine, "contacts", "updated_at")
     for item in applied:
         outcome, who = item.outcome, (item.org_id, item.contact)
         if outcome.run is not None:
@@ -118,7 +121,8 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
             runs[run.id] = {  # a later event of the same run in this batch wins
                 "id": run.id, "org_id": item.org_id, "flow_id": run.flow_id, "flow_version": run.flow_version,
                 "contact": item.contact, "channel_id": item.channel_id, "status": run.status,
-                "last_step": run.last_step, "context": dict(run.context), "created_at": now, "updated_at": now,
+                "last_step": run.last_step, "context": dict(run.context), "created_at": run_created,
+                "updated_at": run_updated,
             }
         for write in outcome.attributes:
             patches.setdefault(who, {})[write.key] = write.value
@@ -156,7 +160,7 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
             conn.execute(
                 insert.on_conflict_do_nothing(index_elements=[ContactRow.id]),
                 [{"id": contacts[who].id, "org_id": who[0], "wa_id": who[1], "phone": who[1], "name": names.get(who),
-                  "attributes": {}, "created_at": now, "updated_at": now} for who in created],
+                  "attributes": {}, "created_at": created_at, "updated_at": now} for who in created],
             )
         if dialect == "postgresql" and touched:
             # One statement for the whole batch (sent in pages by psycopg2's execute_batch).
@@ -231,7 +235,8 @@ def store_flow(
         conn.execute(
             insert(FlowRow).values(
                 id=flow_id, org_id=org_id, name=name, version=version, graph=graph,
-                status="active" if activate else "draft", created_by=created_by, created_at=utcnow(),
+                status="active" if activate else "draft", created_by=created_by,
+                created_at=stamp(engine, "flows", "created_at"),
             )
         )
     return flow_id, version, True

@@ -6,7 +6,13 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-# Checked in this order: when several intents match, the first one wins (SPEC §5).
+# The labels of the platform's NLP service; a flow's intent node maps any of them.
+LABELS = ("greeting", "pricing", "support", "handoff", "sales", "gratitude", "goodbye", "default")
+
+# Checked in this order: when several intents match, the first one wins. The SPEC's four keep their
+# order (pricing, support, handoff, greeting); sales comes after handoff ("quiero comprar, hablar con
+# un asesor" is a handoff), and gratitude and goodbye come last but before greeting, which opens many
+# messages ("hola, gracias por todo" thanks; "hola, quiero comprar" wants to buy).
 BUILTIN_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "pricing",
@@ -23,6 +29,22 @@ BUILTIN_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "handoff",
         ("asesor", "asesora", "humano", "agente", "persona", "operador", "hablar con alguien", "human",
          "agent", "representative", "operator", "real person", "someone"),
+    ),
+    (
+        "sales",
+        ("comprar", "compra", "quiero comprar", "contratar", "contrato", "adquirir", "pedido", "hacer un pedido",
+         "ordenar", "suscribirme", "suscripcion", "me interesa", "disponible", "disponibilidad", "buy", "purchase",
+         "order", "place an order", "subscribe", "subscription", "sign up", "interested in", "available"),
+    ),
+    (
+        "gratitude",
+        ("gracias", "muchas gracias", "mil gracias", "te agradezco", "le agradezco", "agradecido", "agradecida",
+         "thanks", "thank you", "thx", "ty", "appreciate it", "much appreciated"),
+    ),
+    (
+        "goodbye",
+        ("adios", "hasta luego", "hasta pronto", "hasta manana", "nos vemos", "chao", "chau", "bye", "goodbye",
+         "good bye", "see you", "see ya", "farewell", "take care"),
     ),
     (
         "greeting",
@@ -55,13 +77,17 @@ _BUILTIN = compile_keywords(BUILTIN_KEYWORDS)
 
 def classify(text: str, custom: Keywords = ()) -> str:
     """The intent of `text`: custom keywords (compiled) first, in their order, then the built-in ones."""
+    return match(text, custom) or match(text, _BUILTIN) or "default"
+
+
+def match(text: str, table: Keywords) -> str | None:
+    """The first intent of `table` (compiled) with a keyword in `text`, or None."""
     words = normalize(text)
-    for table in (custom, _BUILTIN):
-        for intent, keywords in table:
-            for keyword in keywords:
-                if keyword in words:
-                    return intent
-    return "default"
+    for intent, keywords in table:
+        for keyword in keywords:
+            if keyword in words:
+                return intent
+    return None
 
 
 FALLBACK_REPLIES: dict[str, dict[str, str]] = {

@@ -22,7 +22,7 @@ from flow_engine.core.graph import (
 )
 from flow_engine.core.ids import derive
 from flow_engine.core.inbound import Event, Message, Resume
-from flow_engine.core.intents import classify, fallback_reply
+from flow_engine.core.intents import classify, fallback_reply, match
 from flow_engine.core.outcome import (
     AttributeWrite,
     Contact,
@@ -39,10 +39,11 @@ from flow_engine.core.outcome import (
 from flow_engine.core.template import placeholder_values, render, render_deep
 
 
-def route(flow: Flow, text: str) -> tuple[str, str | None]:
-    """(intent, path) for a text entering `flow`: map[intent], else map["default"], else path_default."""
+def route(flow: Flow, text: str, intent: str | None = None) -> tuple[str, str | None]:
+    """(intent, path) for a text entering `flow`: map[intent], else map["default"], else path_default.
+    `intent`: decided outside (the NLP service); the node's own keywords come first, the built-in last."""
     node = flow.nodes[0] if flow.nodes else None
-    intent = classify(text, node.keywords if node else ())
+    intent = match(text, node.keywords if node else ()) or intent or classify(text)
     routes: Mapping[str, str] = node.routes if node else {}
     for path in (routes.get(intent), routes.get("default"), "path_default"):
         if path is not None and path in flow.paths:
@@ -244,7 +245,8 @@ def _failed_run(event: Event, wait: WaitState, reason: str) -> Outcome:
     )
 
 
-def _start(flow: Flow | None, event: Message, contact: Contact, now_ms: int, fallback_language: str) -> Outcome:
+def _start(flow: Flow | None, event: Message, contact: Contact, now_ms: int, fallback_language: str,
+           intent: str | None = None) -> Outcome:
     """A message from a contact with no paused run: enter the flow, or send the fixed reply."""
     run_id = derive(event.key, "run") if flow is not None else ""
     if flow is not None and not flow.valid:
@@ -256,7 +258,7 @@ def _start(flow: Flow | None, event: Message, contact: Contact, now_ms: int, fal
             run=RunRecord(run_id, flow.id, flow.version, "failed", "", context),
             failure=FlowFailure("flow-error", reason),
         )
-    intent, path = route(flow, event.text) if flow is not None else (classify(event.text), None)
+    intent, path = route(flow, event.text, intent) if flow is not None else (classify(event.text), None)
     execution = _Execution(
         flow or Flow((), {}, ()), event, contact, now_ms, run_id=run_id, intent=intent, text=event.text,
         wait_before=None,
@@ -276,18 +278,20 @@ def interpret(
     now_ms: int,
     *,
     fallback_language: str = "es",
+    intent: str | None = None,
 ) -> Outcome:
     """Decide what `event` causes.
 
     `flow` is the flow the event runs on: the flow of the paused run when `wait` is set (None when
-    that flow no longer exists), else the org's active flow (None when it has none).
+    that flow no longer exists), else the org's active flow (None when it has none). `intent`, for
+    a message entering the flow: decided by the runtime (NLP service), else by keywords.
     """
     if isinstance(event, Resume):
         if wait is None or wait.token != event.token:
             return Outcome(event_key=event.key, wait_before=wait, wait_after=wait, ignored="stale-timer")
         return _continue(flow, event, wait, contact, now_ms, reply=None)
     if wait is None:
-        return _start(flow, event, contact, now_ms, fallback_language)
+        return _start(flow, event, contact, now_ms, fallback_language, intent)
     if wait.kind == "delay":  # the run is busy: a message during a delay neither starts nor resumes one
         return Outcome(event_key=event.key, wait_before=wait, wait_after=wait, ignored="run-busy")
     if flow is not None and flow.valid:

@@ -35,7 +35,7 @@ def test_db_upgrade_creates_the_tables_on_the_embedded_default(env: dict[str, st
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"database at {env['DATABASE_URL']} is at revision head\n"
     tables = set(inspect(create_engine(env["DATABASE_URL"])).get_table_names())
-    assert {"flows", "flow_runs", "contacts", "alembic_version"} <= tables
+    assert {"flows", "flow_runs", "contacts", "flow_engine_alembic_version"} <= tables
     assert run(env, "db", "upgrade").returncode == 0  # idempotent
 
 

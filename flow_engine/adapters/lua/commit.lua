@@ -7,6 +7,7 @@
 -- ARGV[6] JSON ops: ["x", stream, [field, value, ...]] XADD | ["w", key, value] set a wait
 --                   ["u", key] clear a wait | ["z", due ms (string), member] add a timer | ["r", member] remove one
 --                   ["h", field, n] add n to a counter of the stats hash (ignored:<reason>)
+--                   ["d", key] delete a key (the seen mark of a dead-lettered message, so it can be re-published)
 -- ARGV[7] lane id (removed from the set of lanes holding events when the lane empties)
 -- The stats hash keeps `waits`, the number of wait keys, for the pending-waits gauge.
 -- Returns -1 when the lane is no longer held, else the events left in the lane (0: disarmed).
@@ -34,6 +35,8 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
     redis.call('ZREM', KEYS[4], op[2])
   elseif kind == 'h' then
     redis.call('HINCRBY', KEYS[5], op[2], op[3])
+  elseif kind == 'd' then
+    redis.call('DEL', op[2])
   end
 end
 if earliest ~= nil then
