@@ -11,7 +11,7 @@ import uuid
 from dataclasses import replace
 
 from flow_engine import metrics
-from flow_engine.adapters import lanes, legacy, nlp, schema
+from flow_engine.adapters import dedupe, lanes, legacy, nlp, schema
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
@@ -170,7 +170,7 @@ class Runtime:
                     lanes.source_fields(self.redis, item), error=outcome.failure.code, detail=outcome.failure.detail,
                     retries=0, source_id=item.stream_id, failed_at_ms=timestamp, event_index=item.index,
                     event_key=event.key)])
-                ops.extend(_forget_seen(event))
+                ops.extend(_forget_seen(event, self.settings.dedupe_ttl_s))
         apply_outcomes(self.engine, applied, contacts)  # idempotent, so it may run again after a crash
         left = self._commit(lane, token, len(work), ops, timestamp)
         if left >= 0:
@@ -216,7 +216,8 @@ class Runtime:
         entry = dlq_entry(lanes.source_fields(self.redis, item), error=error, detail=detail, retries=retries,
                           source_id=item.stream_id, failed_at_ms=now_ms(), event_index=item.index,
                           event_key=item.event.key)
-        left = self._commit(lane, token, 1, [["x", DLQ, entry]], now_ms())
+        ops: list[Op] = [["x", DLQ, entry], *_forget_seen(item.event, self.settings.dedupe_ttl_s)]
+        left = self._commit(lane, token, 1, ops, now_ms())
         if left >= 0:
             metrics.dlq.labels(error).inc()
             metrics.errors.labels(error).inc()
@@ -242,11 +243,11 @@ class Runtime:
         self.redis.set(Keys.lane_armed(lane), until_ms)
 
 
-def _forget_seen(event: Event) -> list[Op]:
+def _forget_seen(event: Event, ttl_s: int) -> list[Op]:
     """A dead-lettered message is not remembered as delivered: re-published by XADD of its fields
     (the platform's runbook), it is processed, once, instead of dropped as Meta's redelivery."""
     if isinstance(event, Message) and event.wa_message_id:
-        return [["d", Keys.seen(event.org_id, event.wa_message_id)]]
+        return dedupe.forget_ops(event.org_id, event.wa_message_id, now_ms(), ttl_s)
     return []
 
 

@@ -31,6 +31,15 @@ def slot_s(ttl_s: int) -> int:
     return max(ttl_s // SLOTS_PER_WINDOW, 1)
 
 
+def forget_ops(org_id: str, wa_message_id: str, now_ms: int, ttl_s: int) -> list[list[object]]:
+    """Commit-script ops (lua/commit.lua) that make a message id unseen again: its record leaves the
+    slots that may hold it, and a key of the former layout is deleted."""
+    arg = seen_arg(org_id, wa_message_id)
+    slot = now_ms // 1000 // slot_s(ttl_s)
+    shard = int.from_bytes(arg[:2], "big")
+    return [["f", str(shard), arg[2:14].hex(), slot - SLOTS_PER_WINDOW, slot], ["d", arg[14:].decode()]]
+
+
 def key(slot: int, shard: int) -> str:
     """The string of records of one slot and shard (lua/handoff.lua builds the same name)."""
     return f"{DEDUPE_PREFIX}{slot}:{shard}"

@@ -217,3 +217,20 @@ def test_the_source_of_a_lane_item_is_its_stream_entry(r: Any) -> None:
     r.xdel(INCOMING, entry_id)
     assert lanes.source_fields(r, item) == {"org_id": "acme", "channel_id": "ch",
                                             "trimmed": "original entry no longer in stream"}
+
+
+def test_commit_forgets_a_message_id_so_it_can_be_published_again(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
+    now_ms = 1_000_000_000
+    slot = now_ms // 1000 // dedupe.slot_s(172_800)
+    arg, neighbour = dedupe.seen_arg("acme", "wamid.dlq"), dedupe.seen_arg("acme", "wamid.kept")
+
+    def duplicate(seen: bytes) -> int:
+        entry = r.xadd(INCOMING, {"payload": "x"})
+        read(r)
+        return int(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES], args=[
+            GROUP, "me", 5000, dedupe.slot_s(172_800), now_ms, LANE_PREFIX, slot, entry, 1, "acme:0", "i", seen])[1])
+    assert [duplicate(arg), duplicate(neighbour), duplicate(arg)] == [0, 0, 1]
+    r.set(Keys.lane_lock("acme:0"), "t")
+    assert commit(scripts, "acme:0", "t", 0, dedupe.forget_ops("acme", "wamid.dlq", now_ms, 172_800)) > 0
+    assert [duplicate(arg), duplicate(neighbour)] == [0, 1]  # forgotten, and only it

@@ -8,6 +8,8 @@
 --                   ["u", key] clear a wait | ["z", due ms (string), member] add a timer | ["r", member] remove one
 --                   ["h", field, n] add n to a counter of the stats hash (ignored:<reason>)
 --                   ["d", key] delete a key (the seen mark of a dead-lettered message, so it can be re-published)
+--                   ["f", shard, record (hex), first slot, last slot] forget a message id: remove its 12-byte
+--                   record from fe:dedupe:{slot}:{shard} of those slots (adapters/dedupe.py)
 -- ARGV[7] lane id (removed from the set of lanes holding events when the lane empties)
 -- The stats hash keeps `waits`, the number of wait keys, for the pending-waits gauge.
 -- Returns -1 when the lane is no longer held, else the events left in the lane (0: disarmed).
@@ -37,6 +39,22 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
     redis.call('HINCRBY', KEYS[5], op[2], op[3])
   elseif kind == 'd' then
     redis.call('DEL', op[2])
+  elseif kind == 'f' then
+    local record = string.gsub(op[3], '..', function(hex) return string.char(tonumber(hex, 16)) end)
+    for slot = tonumber(op[4]), tonumber(op[5]) do
+      local key = 'fe:dedupe:' .. slot .. ':' .. op[2]
+      local blob = redis.call('GET', key)
+      local start = 1
+      while blob do
+        local at = string.find(blob, record, start, true)
+        if not at then break end
+        if (at - 1) % 12 == 0 then
+          redis.call('SET', key, string.sub(blob, 1, at - 1) .. string.sub(blob, at + 12), 'KEEPTTL')
+          break
+        end
+        start = at + 1
+      end
+    end
   end
 end
 if earliest ~= nil then
