@@ -32,18 +32,20 @@ def main() -> None:
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 def validate(file: str) -> None:
-    """Check a flow graph; print every problem with its location (exit 1), or `ok`."""
-    problems = parse_flow(load_graph(file)).problems
-    if problems:
-        for problem in problems:
-            click.echo(problem)
+    """Check a flow graph; print every problem with its location (exit 1), or `ok`. Parts that are
+    ignored at run time (nodes of other types than intent and trigger) are printed as warnings."""
+    flow = parse_flow(load_graph(file))
+    for problem in flow.problems:
+        click.echo(problem)
+    for warning in flow.warnings:
+        click.echo(f"warning: {warning}")
+    if flow.problems:
         sys.exit(1)
     click.echo("ok")
 
 
 _IGNORED = {
-    "no-match": "swallowed: the reply does not match the pattern",
-    "run-busy": "swallowed: the run is in a delay",
+    "no-match": "ignored: the reply does not match the pattern",
     "stale-timer": "timer no longer current",
 }
 
@@ -53,7 +55,12 @@ def _transcript(happening: Happening, who: str) -> list[str]:
     stamp = f"[{happening.at_ms / 1000:7.3f}s]"
     pad = " " * len(stamp)
     event, outcome = happening.event, happening.outcome
-    lines = [f"{stamp} {who} > {event.text}" if hasattr(event, "text") else f"{stamp} ⏰ {event.reason} is due"]
+    if hasattr(event, "text"):
+        lines = [f"{stamp} {who} > {event.text}" + ("   (held until now)" if outcome.released else "")]
+    else:
+        lines = [f"{stamp} ⏰ {'the wait expires' if event.reason == 'expire' else f'{event.reason} is due'}"]
+    if outcome.ended is not None:
+        lines.append(f"{pad} ■ run {outcome.ended.status}")
     for effect in outcome.effects:
         if isinstance(effect, OutboxMessage):
             shown = effect.content if effect.type == "text" else json.dumps(effect.content, ensure_ascii=False)
@@ -68,6 +75,10 @@ def _transcript(happening: Happening, who: str) -> list[str]:
         lines.append(f"{pad} … waiting for {'a reply' if wait.kind == 'reply' else 'the delay'}{due}")
     if outcome.ignored:
         lines.append(f"{pad} ({_IGNORED.get(outcome.ignored, outcome.ignored)})")
+    if outcome.hold:
+        lines.append(f"{pad} (held: the run is in a delay; handled when it waits for a reply or ends)")
+    if outcome.failure is not None and outcome.run is None:
+        lines.append(f"{pad} (to the DLQ, {outcome.failure.code}: {outcome.failure.detail})")
     if outcome.run is not None and outcome.run.status != "running":
         error = outcome.run.context.get("error")
         lines.append(f"{pad} ■ run {outcome.run.status}" + (f": {error}" if error else ""))

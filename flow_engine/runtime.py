@@ -8,10 +8,9 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import replace
 
 from flow_engine import metrics
-from flow_engine.adapters import lanes
+from flow_engine.adapters import held, lanes
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
@@ -19,10 +18,11 @@ from flow_engine.adapters.keys import DLQ, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
 from flow_engine.clock import now_ms
+from flow_engine.core.control import Control
+from flow_engine.core.conversation import handle, with_outcome
 from flow_engine.core.ids import derive
 from flow_engine.core.inbound import Event, Message
-from flow_engine.core.interpreter import interpret
-from flow_engine.core.outcome import AttributeWrite, WaitState
+from flow_engine.core.outcome import Outcome, WaitState
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.runtime")
@@ -47,6 +47,8 @@ class Runtime:
         self.keys = Keys.of(settings)
         self.engine = make_engine(settings.database_url)
         self.flows = FlowCache(self.engine, settings.flow_cache_s)
+        self.control = Control.of(settings.max_steps, settings.run_expire_min, settings.interrupt_words,
+                                  settings.max_held)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -95,39 +97,43 @@ class Runtime:
         timestamp = now_ms()
         work = [(item, item.event) for item in map(lanes.decode, raw)]
         waits = self._waits([event for _, event in work])
+        held_items = held.load(self.redis, waits)
         contacts: dict[tuple[str, str], StoredContact] = {}
         for org_id in {event.org_id for _, event in work}:
             phones = {event.contact for _, event in work if event.org_id == org_id}
             for phone, stored in load_contacts(self.engine, org_id, phones).items():
                 contacts[(org_id, phone)] = stored
-        applied: list[Applied] = []
+        done: list[tuple[lanes.Item, Event, Outcome]] = []  # held messages released come after their event
         for item, event in work:
             who = (event.org_id, event.channel_id, event.contact)
-            wait = waits.get(who)
             stored = contacts[(event.org_id, event.contact)]
-            flow = self.flows.by_id(wait.flow_id) if wait is not None else self.flows.active(event.org_id)
-            if wait is None and not isinstance(event, Message):
-                flow = None  # a timer with no wait is stale: no flow needed
-            outcome = interpret(flow, event, wait, stored.contact, timestamp,
-                                fallback_language=self.settings.fallback_language)
-            waits[who] = outcome.wait_after
-            writes = {w.key: w.value for w in outcome.effects if isinstance(w, AttributeWrite)}
-            if writes or outcome.contact_name:
-                contact = stored.contact
-                stored.contact = replace(contact, attributes={**contact.attributes, **writes},
-                                         name=outcome.contact_name or contact.name)
-            applied.append(Applied(event.org_id, event.channel_id, event.contact, outcome))
-            ops.extend(outcome_ops(self.keys, event, outcome))
-            if outcome.failure is not None:
-                ops.append(["x", DLQ, dlq_entry(
-                    lanes.source_fields(self.redis, item), error=outcome.failure.code, detail=outcome.failure.detail,
-                    retries=0, source_id=item.stream_id, failed_at_ms=timestamp, event_index=item.index,
-                    event_key=event.key)])
+            queue = held_items[who]
+            outcomes = handle(event, waits.get(who), [i.event for i in queue if isinstance(i.event, Message)],
+                              stored.contact, timestamp, self.flows, control=self.control,
+                              fallback_language=self.settings.fallback_language)
+            for outcome in outcomes:
+                current = item
+                if outcome.released:
+                    current = queue.pop(0)
+                    ops.append(held.release_op(who))
+                elif outcome.hold:
+                    queue.append(item)
+                    ops.append(held.hold_op(who, item))
+                waits[who] = outcome.wait_after
+                stored.contact = with_outcome(stored.contact, outcome)
+                done.append((current, current.event, outcome))
+                ops.extend(outcome_ops(self.keys, current.event, outcome))
+                if outcome.failure is not None:
+                    ops.append(["x", DLQ, dlq_entry(
+                        lanes.source_fields(self.redis, current), error=outcome.failure.code,
+                        detail=outcome.failure.detail, retries=0, source_id=current.stream_id, failed_at_ms=timestamp,
+                        event_index=current.index, event_key=current.event.key)])
+        applied = [Applied(event.org_id, event.channel_id, event.contact, outcome) for _, event, outcome in done]
         apply_outcomes(self.engine, applied, contacts)  # idempotent, so it may run again after a crash
         left = self._commit(lane, token, len(raw), ops, timestamp)
         if left >= 0:
-            _count(work, applied, ops, started)
-            _log(work, applied)
+            _count(done, ops, started)
+            _log(done)
         return left
 
     def _waits(self, events: list[Event]) -> dict[tuple[str, str, str], WaitState | None]:
@@ -172,18 +178,17 @@ class Runtime:
         self.redis.set(Keys.lane_armed(lane), until_ms)
 
 
-def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: list[Op], started: float) -> None:
-    """Metrics of one committed batch."""
+def _count(done: list[tuple[lanes.Item, Event, Outcome]], ops: list[Op], started: float) -> None:
+    """Metrics of one committed batch (a released held message was counted in when it was held)."""
     written_ms = now_ms()
-    metrics.incoming_processed.inc(sum(1 for _item, event in work if isinstance(event, Message)))
-    metrics.outbox_published.inc(sum(len(a.outcome.outbox) for a in applied))
-    metrics.webhooks_published.inc(sum(len(a.outcome.webhooks) for a in applied))
-    metrics.scheduled.inc(sum(len(a.outcome.timers_add) for a in applied))
-    for done in applied:
-        if done.outcome.ignored:
-            metrics.ignored.labels(done.outcome.ignored).inc()
-    for (item, _event), done in zip(work, applied, strict=True):
-        if done.outcome.outbox:
+    metrics.incoming_processed.inc(sum(1 for _i, event, o in done if isinstance(event, Message) and not o.released))
+    metrics.outbox_published.inc(sum(len(o.outbox) for _i, _e, o in done))
+    metrics.webhooks_published.inc(sum(len(o.webhooks) for _i, _e, o in done))
+    metrics.scheduled.inc(sum(len(o.timers_add) for _i, _e, o in done))
+    for item, _event, outcome in done:
+        if outcome.ignored:
+            metrics.ignored.labels(outcome.ignored).inc()
+        if outcome.outbox:
             metrics.latency_seconds.observe(max(written_ms - stream_ms(item.stream_id), 0) / 1000)
     for op in ops:
         if op[0] == "x" and op[1] == DLQ:
@@ -193,11 +198,10 @@ def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: li
     metrics.processing_seconds.observe(time.perf_counter() - started)
 
 
-def _log(work: list[tuple[lanes.Item, Event]], applied: list[Applied]) -> None:
+def _log(done: list[tuple[lanes.Item, Event, Outcome]]) -> None:
     """Failed runs at WARNING, every event at DEBUG; ids only, never texts or phone numbers."""
     debug = log.isEnabledFor(logging.DEBUG)
-    for (_item, event), done in zip(work, applied, strict=True):
-        outcome = done.outcome
+    for _item, event, outcome in done:
         if outcome.failure is None and not debug:
             continue
         ids = {"org_id": event.org_id, "run_id": outcome.run.id if outcome.run else None,
@@ -205,8 +209,9 @@ def _log(work: list[tuple[lanes.Item, Event]], applied: list[Applied]) -> None:
         if outcome.failure is not None:
             log.warning("run failed, event dead-lettered: %s", outcome.failure.code, extra=ids)
         else:
-            log.debug("event processed: %s outbox, %s webhooks%s", len(outcome.outbox), len(outcome.webhooks),
-                      f", ignored ({outcome.ignored})" if outcome.ignored else "", extra=ids)
+            log.debug("event processed: %s outbox, %s webhooks%s%s", len(outcome.outbox), len(outcome.webhooks),
+                      f", ignored ({outcome.ignored})" if outcome.ignored else "",
+                      ", held" if outcome.hold else ", released" if outcome.released else "", extra=ids)
 
 
 def stream_ms(stream_id: str) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from flow_engine.core.control import Control
 from flow_engine.core.graph import parse_flow
 from flow_engine.core.outcome import Contact
 from flow_engine.core.simulator import Simulator, effect_lines
@@ -26,11 +27,15 @@ def play(case: dict[str, Any]) -> list[dict[str, Any]]:
     flow = parse_flow(graph, flow_id=case.get("flow_id", "f1"), version=1)
     assert flow.problems == (), flow.problems
     contact = case.get("contact", {})
+    settings = case.get("control", {})  # the engine's settings of conversation control, if not the defaults
+    control = Control.of(settings.get("max_steps", 1000), settings.get("expire_after_min", 1440),
+                         settings.get("interrupt_words", ""), settings.get("max_held", 50))
     sim = Simulator(
         flow,
         org_id=case.get("org", "acme"),
         channel_id=case.get("channel", "ch1"),
         contact=Contact(contact.get("phone", "5215550001"), contact.get("name", ""), contact.get("attributes", {})),
+        control=control,
     )
     lines: list[dict[str, Any]] = []
     for step in case["steps"]:

@@ -6,6 +6,7 @@
 -- ARGV[6] JSON ops: ["x", stream, [field, value, ...]] XADD | ["w", key, value] set a wait
 --                   ["u", key] clear a wait | ["z", due ms (string), member] add a timer | ["r", member] remove one
 --                   ["h", field, n] add n to a counter of the stats hash (ignored:<reason>)
+--                   ["q", key, item] hold a message (RPUSH) | ["o", key, n] release the n oldest (LPOP)
 -- The stats hash keeps `waits`, the number of wait keys, for the pending-waits gauge.
 -- Returns -1 when the lane is no longer held, else the events left in the lane (0: disarmed).
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
@@ -32,6 +33,10 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
     redis.call('ZREM', KEYS[4], op[2])
   elseif kind == 'h' then
     redis.call('HINCRBY', KEYS[5], op[2], op[3])
+  elseif kind == 'q' then
+    redis.call('RPUSH', op[2], op[3])
+  elseif kind == 'o' then
+    redis.call('LPOP', op[2], op[3])
   end
 end
 if earliest ~= nil then
