@@ -48,7 +48,7 @@ BAD: dict[str, tuple[Callable[[str], dict[str, str | bytes]], str | None]] = {
     "invalid-utf8": (lambda org: {"org_id": org, "payload": b'{"text": "\xff\xfe", "contact": {"phone": "1"}}'},
                      "entry is not valid UTF-8 (invalid start byte at byte"),
     "bad-resume": (lambda org: {"org_id": org, "engine_resume": '["later", "t", "o", "c", "p"]'},
-                   'engine_resume reason must be "delay" or "timeout", got "later"'),
+                   'engine_resume reason must be "delay", "timeout" or "expire", got "later"'),
     "status-receipt": (lambda org: {"org_id": org, "payload": json.dumps({"entry": [{"changes": [{"value": {
         "statuses": [{"id": "wamid.X", "status": "delivered"}]}}]}]})}, None),
 }
