@@ -66,7 +66,7 @@ class Execution:
         self.effects: list[Effect] = []
         self.sent = 0
         self.webhooks_sent = 0
-        self.steps = steps_before  # since the contact last spoke: a timer-driven loop adds up too
+        self.steps = steps_before  # run since the contact last spoke: a timer-driven loop adds up too
         self._values: dict[str, Any] | None = None
 
     def values(self) -> dict[str, Any]:
@@ -97,11 +97,12 @@ class Execution:
     def run_from(self, path: str, start: int) -> Outcome:
         steps = self.flow.paths.get(path, ())
         last = f"{path}:{max(start - 1, 0)}"
+        stop = start + self.control.max_steps - self.steps  # the loop guard: the first index past the cap
         for index in range(start, len(steps)):
             step = steps[index]
             last = f"{path}:{index}"
-            self.steps += 1
-            if self.steps > self.control.max_steps:
+            if index >= stop:
+                self.steps += index - start
                 return self.fail(last, f"paths.{path}[{index}]: loop-limit: more than {self.control.max_steps} "
                                        "steps without a reply from the contact", code="loop-limit")
             if isinstance(step, SendText):
@@ -119,11 +120,15 @@ class Execution:
                 self.effects.append(AttributeWrite(step.key, value))
                 self._values = None
             elif isinstance(step, Delay):
+                self.steps += index - start + 1
                 return self.pause(path, index, "delay", step.ms, None)
             elif isinstance(step, WaitForReply):
+                self.steps += index - start + 1
                 return self.pause(path, index, "reply", step.timeout_ms, step)
             elif isinstance(step, Invalid):
+                self.steps += index - start + 1
                 return self.fail(last, step.problem)
+        self.steps += max(len(steps) - start, 0)
         return self.finish("completed", last, None)
 
     def webhook(self, path: str, index: int, data: Any) -> None:
