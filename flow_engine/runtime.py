@@ -185,6 +185,7 @@ def _count(done: list[tuple[lanes.Item, Event, Outcome]], ops: list[Op], started
     metrics.outbox_published.inc(sum(len(o.outbox) for _i, _e, o in done))
     metrics.webhooks_published.inc(sum(len(o.webhooks) for _i, _e, o in done))
     metrics.scheduled.inc(sum(len(o.timers_add) for _i, _e, o in done))
+    metrics.held.inc(sum(1 for _i, _e, o in done if o.hold))
     for item, _event, outcome in done:
         if outcome.ignored:
             metrics.ignored.labels(outcome.ignored).inc()

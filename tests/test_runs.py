@@ -73,5 +73,6 @@ def test_there_is_a_fixture_for_every_step_type_and_alias() -> None:
     text = "\n".join(json.dumps(graph) for graph in graphs)
     for needle in ('"send_text"', '"send_template"', '"send_media"', '"asset"', '"webhook"', '"payload"',
                    '"set_attribute"', '"type": "wait"', '"type": "delay"', '"sec"', '"ms"', '"seconds"',
-                   '"timeout_seconds"', '"timeout_path"', '"keywords"', '"path_default"'):
+                   '"timeout_seconds"', '"timeout_path"', '"keywords"', '"path_default"', '"trigger"',
+                   '"no_match_text"', '"max_attempts"', '"interrupt"', '"expire_after_minutes"'):
         assert needle in text, f"no run fixture uses {needle}"
