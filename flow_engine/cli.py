@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from flow_engine.core.control import Control
 from flow_engine.core.graph import Flow, parse_flow
 from flow_engine.core.outcome import AttributeWrite, Contact, OutboxMessage, WebhookEvent
 from flow_engine.core.simulator import Happening, Simulator, effect_lines
@@ -113,7 +114,9 @@ def simulate(
     if flow.problems:
         raise click.ClickException(f"{flow_file} is not a valid flow:\n" + "\n".join(flow.problems))
     attributes = dict(_attribute(a) for a in attrs)
-    sim = Simulator(flow, org_id=org, channel_id=channel, contact=Contact(phone, name, attributes))
+    settings = _settings()  # conversation control as the engine would apply it (FLOW_ENGINE_MAX_STEPS, ...)
+    control = Control.of(settings.max_steps, settings.run_expire_min, settings.interrupt_words, settings.max_held)
+    sim = Simulator(flow, org_id=org, channel_id=channel, contact=Contact(phone, name, attributes), control=control)
     for step in steps:
         verb, _, arg = step.partition(":")
         if verb == "say":
