@@ -8,6 +8,8 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import replace
 
 from flow_engine import metrics
 from flow_engine.adapters import held, lanes
@@ -19,10 +21,10 @@ from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
 from flow_engine.clock import now_ms
 from flow_engine.core.control import Control
-from flow_engine.core.conversation import handle, with_outcome
+from flow_engine.core.conversation import handle
 from flow_engine.core.ids import derive
 from flow_engine.core.inbound import Event, Message
-from flow_engine.core.outcome import Outcome, WaitState
+from flow_engine.core.outcome import AttributeWrite, Outcome, WaitState
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.runtime")
@@ -103,14 +105,46 @@ class Runtime:
             phones = {event.contact for _, event in work if event.org_id == org_id}
             for phone, stored in load_contacts(self.engine, org_id, phones).items():
                 contacts[(org_id, phone)] = stored
-        done: list[tuple[lanes.Item, Event, Outcome]] = []  # held messages released come after their event
-        for item, event in work:
+        applied: list[Applied] = []
+        handled: list[tuple[lanes.Item, Event]] = []  # per outcome: a released held message is its own item
+        for item, event, outcome in self._handled(work, waits, held_items, contacts, timestamp, ops):
             who = (event.org_id, event.channel_id, event.contact)
             stored = contacts[(event.org_id, event.contact)]
+            waits[who] = outcome.wait_after
+            writes = {w.key: w.value for w in outcome.effects if isinstance(w, AttributeWrite)}
+            if writes or outcome.contact_name:
+                contact = stored.contact
+                stored.contact = replace(contact, attributes={**contact.attributes, **writes},
+                                         name=outcome.contact_name or contact.name)
+            applied.append(Applied(event.org_id, event.channel_id, event.contact, outcome))
+            handled.append((item, event))
+            ops.extend(outcome_ops(self.keys, event, outcome))
+            if outcome.failure is not None:
+                ops.append(["x", DLQ, dlq_entry(
+                    lanes.source_fields(self.redis, item), error=outcome.failure.code, detail=outcome.failure.detail,
+                    retries=0, source_id=item.stream_id, failed_at_ms=timestamp, event_index=item.index,
+                    event_key=event.key)])
+        apply_outcomes(self.engine, applied, contacts)  # idempotent, so it may run again after a crash
+        left = self._commit(lane, token, len(raw), ops, timestamp)
+        if left >= 0:
+            _count(handled, applied, ops, started)
+            _log(handled, applied)
+        return left
+
+    def _handled(
+        self, work: list[tuple[lanes.Item, Event]], waits: dict[held.Who, WaitState | None],
+        held_items: dict[held.Who, list[lanes.Item]], contacts: dict[tuple[str, str], StoredContact],
+        timestamp: int, ops: list[Op],
+    ) -> Iterator[tuple[lanes.Item, Event, Outcome]]:
+        """Each lane event with its outcome, followed by the held messages it releases with theirs
+        (SPEC §5.1); holding and releasing add their ops. Lazy: the caller records each outcome (wait,
+        contact) before the next event is decided."""
+        for item, event in work:
+            who = (event.org_id, event.channel_id, event.contact)
             queue = held_items[who]
             outcomes = handle(event, waits.get(who), [i.event for i in queue if isinstance(i.event, Message)],
-                              stored.contact, timestamp, self.flows, control=self.control,
-                              fallback_language=self.settings.fallback_language)
+                              contacts[(event.org_id, event.contact)].contact, timestamp, self.flows,
+                              control=self.control, fallback_language=self.settings.fallback_language)
             for outcome in outcomes:
                 current = item
                 if outcome.released:
@@ -119,22 +153,7 @@ class Runtime:
                 elif outcome.hold:
                     queue.append(item)
                     ops.append(held.hold_op(who, item))
-                waits[who] = outcome.wait_after
-                stored.contact = with_outcome(stored.contact, outcome)
-                done.append((current, current.event, outcome))
-                ops.extend(outcome_ops(self.keys, current.event, outcome))
-                if outcome.failure is not None:
-                    ops.append(["x", DLQ, dlq_entry(
-                        lanes.source_fields(self.redis, current), error=outcome.failure.code,
-                        detail=outcome.failure.detail, retries=0, source_id=current.stream_id, failed_at_ms=timestamp,
-                        event_index=current.index, event_key=current.event.key)])
-        applied = [Applied(event.org_id, event.channel_id, event.contact, outcome) for _, event, outcome in done]
-        apply_outcomes(self.engine, applied, contacts)  # idempotent, so it may run again after a crash
-        left = self._commit(lane, token, len(raw), ops, timestamp)
-        if left >= 0:
-            _count(done, ops, started)
-            _log(done)
-        return left
+                yield current, current.event, outcome
 
     def _waits(self, events: list[Event]) -> dict[tuple[str, str, str], WaitState | None]:
         who = sorted({(e.org_id, e.channel_id, e.contact) for e in events})
@@ -178,18 +197,21 @@ class Runtime:
         self.redis.set(Keys.lane_armed(lane), until_ms)
 
 
-def _count(done: list[tuple[lanes.Item, Event, Outcome]], ops: list[Op], started: float) -> None:
-    """Metrics of one committed batch (a released held message was counted in when it was held)."""
+def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: list[Op], started: float) -> None:
+    """Metrics of one committed batch."""
     written_ms = now_ms()
-    metrics.incoming_processed.inc(sum(1 for _i, event, o in done if isinstance(event, Message) and not o.released))
-    metrics.outbox_published.inc(sum(len(o.outbox) for _i, _e, o in done))
-    metrics.webhooks_published.inc(sum(len(o.webhooks) for _i, _e, o in done))
-    metrics.scheduled.inc(sum(len(o.timers_add) for _i, _e, o in done))
-    metrics.held.inc(sum(1 for _i, _e, o in done if o.hold))
-    for item, _event, outcome in done:
-        if outcome.ignored:
-            metrics.ignored.labels(outcome.ignored).inc()
-        if outcome.outbox:
+    # A released held message was counted in when it was held.
+    metrics.incoming_processed.inc(sum(1 for (_item, event), done in zip(work, applied, strict=True)
+                                       if isinstance(event, Message) and not done.outcome.released))
+    metrics.outbox_published.inc(sum(len(a.outcome.outbox) for a in applied))
+    metrics.webhooks_published.inc(sum(len(a.outcome.webhooks) for a in applied))
+    metrics.scheduled.inc(sum(len(a.outcome.timers_add) for a in applied))
+    metrics.held.inc(sum(1 for a in applied if a.outcome.hold))
+    for done in applied:
+        if done.outcome.ignored:
+            metrics.ignored.labels(done.outcome.ignored).inc()
+    for (item, _event), done in zip(work, applied, strict=True):
+        if done.outcome.outbox:
             metrics.latency_seconds.observe(max(written_ms - stream_ms(item.stream_id), 0) / 1000)
     for op in ops:
         if op[0] == "x" and op[1] == DLQ:
@@ -199,10 +221,11 @@ def _count(done: list[tuple[lanes.Item, Event, Outcome]], ops: list[Op], started
     metrics.processing_seconds.observe(time.perf_counter() - started)
 
 
-def _log(done: list[tuple[lanes.Item, Event, Outcome]]) -> None:
+def _log(work: list[tuple[lanes.Item, Event]], applied: list[Applied]) -> None:
     """Failed runs at WARNING, every event at DEBUG; ids only, never texts or phone numbers."""
     debug = log.isEnabledFor(logging.DEBUG)
-    for _item, event, outcome in done:
+    for (_item, event), done in zip(work, applied, strict=True):
+        outcome = done.outcome
         if outcome.failure is None and not debug:
             continue
         ids = {"org_id": event.org_id, "run_id": outcome.run.id if outcome.run else None,
@@ -210,9 +233,8 @@ def _log(done: list[tuple[lanes.Item, Event, Outcome]]) -> None:
         if outcome.failure is not None:
             log.warning("run failed, event dead-lettered: %s", outcome.failure.code, extra=ids)
         else:
-            log.debug("event processed: %s outbox, %s webhooks%s%s", len(outcome.outbox), len(outcome.webhooks),
-                      f", ignored ({outcome.ignored})" if outcome.ignored else "",
-                      ", held" if outcome.hold else ", released" if outcome.released else "", extra=ids)
+            log.debug("event processed: %s outbox, %s webhooks%s", len(outcome.outbox), len(outcome.webhooks),
+                      f", ignored ({outcome.ignored})" if outcome.ignored else "", extra=ids)
 
 
 def stream_ms(stream_id: str) -> int:
