@@ -327,6 +327,27 @@ def graph(file: str) -> None:
     click.echo(to_mermaid(flow), nl=False)
 
 
+@main.group()
+def waits() -> None:
+    """Wait state (runs paused for a reply or in a delay)."""
+
+
+@waits.command("upgrade")
+def waits_upgrade() -> None:
+    """Give waits stored by an engine from before waits expired their expiry (once, after upgrading)."""
+    from flow_engine.adapters.keys import Keys
+    from flow_engine.adapters.scripts import Scripts, connect
+    from flow_engine.adapters.upgrade import upgrade_waits
+    from flow_engine.clock import now_ms
+
+    settings = _settings()
+    _require_redis(settings.redis_url)
+    client = connect(settings.redis_url)
+    seen, upgraded = upgrade_waits(client, Scripts(client), Keys.of(settings), settings.run_expire_min * 60_000,
+                                   now_ms())
+    click.echo(f"{seen} waits, {upgraded} given an expiry in {settings.run_expire_min} min")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
 @click.option("--no-workers", is_flag=True, help="do not ping the Celery workers")

@@ -30,6 +30,7 @@ class Scripts:
         self.renew = load("renew")
         self.release = load("release")
         self.replay = load("replay")
+        self.upgrade_wait = load("upgrade_wait")
 
 
 def connect(url: str, *, decode: bool = True) -> RedisClient:

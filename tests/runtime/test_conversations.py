@@ -5,9 +5,13 @@ that expire; interrupt words; a wait stored by the previous engine; a flow as th
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +20,7 @@ from flow_engine.devstack import Stack
 from tests.runtime.conftest import new_org
 
 MAX_HELD = 35
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +188,37 @@ def test_a_flow_as_the_builder_publishes_it_runs_end_to_end(stack: Stack) -> Non
     runs = stack.rows("select status, last_step, flow_id from flow_runs where org_id = :org", org=org)
     assert [tuple(r) for r in runs] == [("completed", "hi:2", flow_id)]
     assert stack.stream(DLQ, org) == []
+
+
+def test_waits_upgrade_gives_timerless_waits_of_the_previous_engine_their_expiry_once(
+    stack: Stack, redis_url: str
+) -> None:
+    org = new_org()
+    keys = Keys("fe:wait", "nf:incoming:scheduled")
+    stored = {  # as today's engine stores them: a reply wait without timeout, one with, a delay
+        "5215580000010": ["r1", "f", 1, "p", 1, "reply", "tok-a", None, "hola", "default"],
+        "5215580000011": ["r2", "f", 1, "p", 1, "reply", "tok-b", 1_900_000_000_000, "hola", "default"],
+        "5215580000012": ["r3", "f", 1, "p", 0, "delay", "tok-c", 1_900_000_000_000, "hola", "default"],
+    }
+    for phone, wait in stored.items():
+        stack.redis.set(keys.wait(org, "ch:1", phone), json.dumps(wait))  # a channel id with a colon
+    env = {**os.environ, "REDIS_URL": redis_url}
+    started_ms = int(time.time() * 1000)
+    first = subprocess.run([str(BIN / "flow-engine"), "waits", "upgrade"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.endswith(" 1 given an expiry in 1440 min\n")
+    upgraded = json.loads(stack.redis.get(keys.wait(org, "ch:1", "5215580000010")))
+    assert upgraded[:7] + upgraded[8:] == stored["5215580000010"][:7] + stored["5215580000010"][8:] + [0, 1, 0]
+    assert abs(upgraded[7] - (started_ms + 1440 * 60_000)) < 60_000
+    assert stack.redis.zscore("nf:incoming:scheduled",
+                              json.dumps(["expire", "tok-a", org, "ch:1", "5215580000010"], separators=(",", ":")))
+    for phone in ("5215580000011", "5215580000012"):
+        assert json.loads(stack.redis.get(keys.wait(org, "ch:1", phone))) == stored[phone]
+    again = subprocess.run([str(BIN / "flow-engine"), "waits", "upgrade"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert again.stdout.endswith(" 0 given an expiry in 1440 min\n")
+    for phone in stored:
+        stack.redis.delete(keys.wait(org, "ch:1", phone))
+    stack.redis.zrem("nf:incoming:scheduled",
+                     json.dumps(["expire", "tok-a", org, "ch:1", "5215580000010"], separators=(",", ":")))
