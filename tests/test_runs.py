@@ -2,7 +2,9 @@
 (the production interpreter on a virtual clock) and lists the effects expected, in order.
 
 An expected effect matches when every field it names equals the actual one; ids are hashes, so
-fixtures name them only where identity matters (e.g. a timer cancelled is the timer added).
+fixtures name them only where identity matters (e.g. a timer cancelled is the timer added). A
+fixture's optional "control" sets the engine's conversation-control settings (max_steps,
+expire_after_min, interrupt_words, max_held) as FLOW_ENGINE_* would.
 """
 
 from __future__ import annotations
