@@ -133,3 +133,19 @@ def test_the_graph_draws_re_prompts_attempts_expiry_and_interrupts() -> None:
     assert '  p_path_default_0 -.->|"no match: ¿sí?"| p_path_default_0' in lines
     assert "  p_path_default_0 -.->|3 attempts| p_late_0" in lines
     assert "  p_path_default_0 -.->|expires, 30 min| expired((expired))" in lines
+
+
+def test_a_timer_of_a_wait_stored_by_the_previous_engine_still_resumes_it() -> None:
+    legacy = json.dumps(["run1", "ask", 1, "path_default", 1, "reply", "tok", 60_000, "hola", "default"])
+    wait = load_wait(legacy)
+    assert wait is not None and wait.timer_reason == "timeout"
+    timeout = Resume("timer:tok", "acme", "ch1", "5215550001", "tok", "timeout")  # as its timer member says
+    outcome = interpret(ASK, timeout, wait, CONTACT, 60_000)
+    assert outcome.ignored is None and [m.content for m in outcome.outbox] == ["ok"]
+    assert outcome.run is not None and (outcome.run.status, outcome.run.last_step) == ("completed", "path_default:2")
+    delay = parse_flow({"nodes": [], "paths": {"p": [{"type": "delay", "seconds": 1},
+                                                     {"type": "action", "action": "send_text", "text": "luego"}]}},
+                       flow_id="d", version=1)
+    paused = load_wait(json.dumps(["run2", "d", 1, "p", 0, "delay", "tik", 1000, "hola", "default"]))
+    resumed = interpret(delay, Resume("timer:tik", "acme", "ch1", "5215550001", "tik", "delay"), paused, CONTACT, 1000)
+    assert [m.content for m in resumed.outbox] == ["luego"]

@@ -20,13 +20,15 @@ from flow_engine.devstack import Stack
 from tests.runtime.conftest import new_org
 
 MAX_HELD = 35
+MAX_STEPS = 100
 BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
 def stack(redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(redis_url, database_url, tmp_path_factory.mktemp("logs"),
-              env={"FLOW_ENGINE_MAX_HELD": str(MAX_HELD), "FLOW_ENGINE_INTERRUPT_WORDS": "menu,inicio"})
+              env={"FLOW_ENGINE_MAX_HELD": str(MAX_HELD), "FLOW_ENGINE_INTERRUPT_WORDS": "menu,inicio",
+                   "FLOW_ENGINE_MAX_STEPS": str(MAX_STEPS)})
     s.start()
     yield s
     s.stop()
@@ -222,3 +224,19 @@ def test_waits_upgrade_gives_timerless_waits_of_the_previous_engine_their_expiry
         stack.redis.delete(keys.wait(org, "ch:1", phone))
     stack.redis.zrem("nf:incoming:scheduled",
                      json.dumps(["expire", "tok-a", org, "ch:1", "5215580000010"], separators=(",", ":")))
+
+
+def test_a_run_looping_through_its_timeout_path_fails_at_the_step_cap_and_is_dead_lettered(stack: Stack) -> None:
+    org, phone = new_org(), "5215580000013"
+    stack.load_flow(org, {"nodes": [], "paths": {"path_default": [
+        {"type": "action", "action": "send_text", "text": "¿sigues ahí?"},
+        {"type": "wait_for_reply", "timeout_seconds": 0.001, "timeout_path": "path_default"}]}})
+    stack.send(org, phone, "hola")
+    dlq = stack.wait_until(lambda: stack.stream(DLQ, org), 60, "the loop-limit DLQ entry")
+    assert [(e["error"], e["error_detail"]) for e in dlq] == [
+        ("loop-limit", f"paths.path_default[0]: loop-limit: more than {MAX_STEPS} steps without a reply from the "
+                       "contact")]
+    stack.settled()
+    assert texts(stack, org) == ["¿sigues ahí?"] * (MAX_STEPS // 2)  # two steps a pass, then the cap
+    runs = stack.rows("select status, last_step, context from flow_runs where org_id = :org", org=org)
+    assert [(r.status, r.last_step, r.context["ended"]) for r in runs] == [("failed", "path_default:0", "loop-limit")]
