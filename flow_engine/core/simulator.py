@@ -1,5 +1,6 @@
 """A conversation simulator: the production interpreter driven by a virtual clock, state kept
-between steps exactly as the runtime keeps it (wait state, timers, contact attributes)."""
+between steps exactly as the runtime keeps it (wait state, timers, contact attributes, messages held
+during a delay)."""
 
 from __future__ import annotations
 
