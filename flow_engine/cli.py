@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from flow_engine.adapters.dlq import printable, printable_json
+from flow_engine.core.control import Control
 from flow_engine.core.graph import Flow, parse_flow
 from flow_engine.core.outcome import AttributeWrite, Contact, OutboxMessage, WebhookEvent
 from flow_engine.core.simulator import Happening, Simulator, effect_lines
@@ -33,18 +34,20 @@ def main() -> None:
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 def validate(file: str) -> None:
-    """Check a flow graph; print every problem with its location (exit 1), or `ok`."""
-    problems = parse_flow(load_graph(file)).problems
-    if problems:
-        for problem in problems:
-            click.echo(problem)
+    """Check a flow graph; print every problem with its location (exit 1), or `ok`. Parts that are
+    ignored at run time (nodes of other types than intent and trigger) are printed as warnings."""
+    flow = parse_flow(load_graph(file))
+    for problem in flow.problems:
+        click.echo(problem)
+    for warning in flow.warnings:
+        click.echo(f"warning: {warning}")
+    if flow.problems:
         sys.exit(1)
     click.echo("ok")
 
 
 _IGNORED = {
-    "no-match": "swallowed: the reply does not match the pattern",
-    "run-busy": "swallowed: the run is in a delay",
+    "no-match": "ignored: the reply does not match the pattern",
     "stale-timer": "timer no longer current",
 }
 
@@ -54,7 +57,12 @@ def _transcript(happening: Happening, who: str) -> list[str]:
     stamp = f"[{happening.at_ms / 1000:7.3f}s]"
     pad = " " * len(stamp)
     event, outcome = happening.event, happening.outcome
-    lines = [f"{stamp} {who} > {event.text}" if hasattr(event, "text") else f"{stamp} ⏰ {event.reason} is due"]
+    if hasattr(event, "text"):
+        lines = [f"{stamp} {who} > {event.text}" + ("   (held until now)" if outcome.released else "")]
+    else:
+        lines = [f"{stamp} ⏰ {'the wait expires' if event.reason == 'expire' else f'{event.reason} is due'}"]
+    if outcome.ended is not None:
+        lines.append(f"{pad} ■ run {outcome.ended.status}")
     for effect in outcome.effects:
         if isinstance(effect, OutboxMessage):
             shown = effect.content if effect.type == "text" else json.dumps(effect.content, ensure_ascii=False)
@@ -69,6 +77,10 @@ def _transcript(happening: Happening, who: str) -> list[str]:
         lines.append(f"{pad} … waiting for {'a reply' if wait.kind == 'reply' else 'the delay'}{due}")
     if outcome.ignored:
         lines.append(f"{pad} ({_IGNORED.get(outcome.ignored, outcome.ignored)})")
+    if outcome.hold:
+        lines.append(f"{pad} (held: the run is in a delay; handled when it waits for a reply or ends)")
+    if outcome.failure is not None and outcome.run is None:
+        lines.append(f"{pad} (to the DLQ, {outcome.failure.code}: {outcome.failure.detail})")
     if outcome.run is not None and outcome.run.status != "running":
         error = outcome.run.context.get("error")
         lines.append(f"{pad} ■ run {outcome.run.status}" + (f": {error}" if error else ""))
@@ -103,7 +115,9 @@ def simulate(
     if flow.problems:
         raise click.ClickException(f"{flow_file} is not a valid flow:\n" + "\n".join(flow.problems))
     attributes = dict(_attribute(a) for a in attrs)
-    sim = Simulator(flow, org_id=org, channel_id=channel, contact=Contact(phone, name, attributes))
+    settings = _settings()  # conversation control as the engine would apply it (FLOW_ENGINE_MAX_STEPS, ...)
+    control = Control.of(settings.max_steps, settings.run_expire_min, settings.interrupt_words, settings.max_held)
+    sim = Simulator(flow, org_id=org, channel_id=channel, contact=Contact(phone, name, attributes), control=control)
     for step in steps:
         verb, _, arg = step.partition(":")
         if verb == "say":
@@ -365,6 +379,27 @@ def _stream_row(facts: dict[str, int | None]) -> str:
     age = facts["oldest_age_ms"]
     oldest = "empty" if age is None else f"oldest {age / 1000:.0f} s old"
     return f"{facts['length']} entries, {_mib(facts['memory_bytes'])}, {oldest}"
+
+
+@main.group()
+def waits() -> None:
+    """Wait state (runs paused for a reply or in a delay)."""
+
+
+@waits.command("upgrade")
+def waits_upgrade() -> None:
+    """Give waits stored by an engine from before waits expired their expiry (once, after upgrading)."""
+    from flow_engine.adapters.keys import Keys
+    from flow_engine.adapters.scripts import Scripts, connect
+    from flow_engine.adapters.upgrade import upgrade_waits
+    from flow_engine.clock import now_ms
+
+    settings = _settings()
+    _require_redis(settings.redis_url)
+    client = connect(settings.redis_url)
+    seen, upgraded = upgrade_waits(client, Scripts(client), Keys.of(settings), settings.run_expire_min * 60_000,
+                                   now_ms())
+    click.echo(f"{seen} waits, {upgraded} given an expiry in {settings.run_expire_min} min")
 
 
 @main.command()

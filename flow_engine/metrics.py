@@ -31,6 +31,8 @@ sched_published = Counter("nexia_engine_sched_published", "Due timers published 
 duplicates = Counter("nexia_engine_duplicates", "Inbound messages dropped as Meta redeliveries")
 ignored = Counter("nexia_engine_ignored", "Events that got no answer, by reason (receipt, duplicate, no-match, ...)",
                   ["reason"])
+held = Counter("nexia_engine_held",
+               "Messages held while the contact's run was in a delay (answered when it waits for a reply or ends)")
 handed_on = Counter("nexia_engine_handed_on", "Events handed on to lanes by the bridge")
 
 processing_seconds = Histogram("nexia_engine_processing_seconds", "Time to process one lane batch",

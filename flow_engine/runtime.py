@@ -8,10 +8,11 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 from flow_engine import metrics
-from flow_engine.adapters import dedupe, lanes, legacy, nlp, schema
+from flow_engine.adapters import dedupe, held, lanes, legacy, nlp, schema
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
@@ -20,11 +21,12 @@ from flow_engine.adapters.keys import DLQ, LANES, NEW_LANES_QUEUE, STATS, TIMER_
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
 from flow_engine.clock import now_ms
+from flow_engine.core.control import Control
+from flow_engine.core.conversation import handle
 from flow_engine.core.ids import derive
 from flow_engine.core.inbound import Event, Message, lane_key
-from flow_engine.core.interpreter import interpret
-from flow_engine.core.limits import cap_outputs, output_bytes
-from flow_engine.core.outcome import AttributeWrite, WaitState
+from flow_engine.core.limits import output_bytes
+from flow_engine.core.outcome import AttributeWrite, Outcome, WaitState
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.runtime")
@@ -58,6 +60,8 @@ class Runtime:
         self.scripts = Scripts(self.redis)
         self.keys = Keys.of(settings)
         self.flows = FlowCache(self.engine, settings.flow_cache_s)
+        self.control = Control.of(settings.max_steps, settings.run_expire_min, settings.interrupt_words,
+                                  settings.max_held)
         self.new_lanes_queue = settings.broker_url == settings.redis_url
         self.nlp = nlp.Nlp(settings.nlp_url, settings.nlp_timeout_s, settings.nlp_min_score) if settings.nlp_url \
             else None
@@ -134,6 +138,7 @@ class Runtime:
         timestamp = now_ms()
         work = [(item, item.event) for item in map(lanes.decode, raw)]
         waits = self._waits([event for _, event in work])
+        held_items = held.load(self.redis, waits)
         contacts: dict[tuple[str, str], StoredContact] = {}
         for org_id in {event.org_id for _, event in work}:
             phones = {event.contact for _, event in work if event.org_id == org_id}
@@ -141,22 +146,11 @@ class Runtime:
                 contacts[(org_id, phone)] = stored
         intents = self._intents(work, waits) if self.nlp is not None else {}
         applied: list[Applied] = []
-        commit_bytes = 0
-        for position, (item, event) in enumerate(work):
-            if commit_bytes > COMMIT_BYTES:  # the rest waits for the next batch
-                work = work[:position]
-                break
+        handled: list[tuple[lanes.Item, Event]] = []  # per outcome: a released held message is its own item
+        batch = _Batch()
+        for item, event, outcome in self._handled(work, waits, held_items, contacts, timestamp, ops, intents, batch):
             who = (event.org_id, event.channel_id, event.contact)
-            wait = waits.get(who)
             stored = contacts[(event.org_id, event.contact)]
-            flow = self.flows.by_id(wait.flow_id) if wait is not None else self.flows.active(event.org_id)
-            if wait is None and not isinstance(event, Message):
-                flow = None  # a timer with no wait is stale: no flow needed
-            outcome = interpret(flow, event, wait, stored.contact, timestamp,
-                                fallback_language=self.settings.fallback_language, intent=intents.get(event.key))
-            outcome = cap_outputs(outcome, max_outputs=self.settings.max_outputs,
-                                  max_bytes=self.settings.max_output_bytes)
-            commit_bytes += output_bytes(outcome)
             waits[who] = outcome.wait_after
             writes = {w.key: w.value for w in outcome.effects if isinstance(w, AttributeWrite)}
             if writes or outcome.contact_name:
@@ -164,6 +158,7 @@ class Runtime:
                 stored.contact = replace(contact, attributes={**contact.attributes, **writes},
                                          name=outcome.contact_name or contact.name)
             applied.append(Applied(event.org_id, event.channel_id, event.contact, outcome))
+            handled.append((item, event))
             ops.extend(outcome_ops(self.keys, event, outcome))
             if outcome.failure is not None:
                 ops.append(["x", DLQ, dlq_entry(
@@ -172,11 +167,42 @@ class Runtime:
                     event_key=event.key)])
                 ops.extend(_forget_seen(event, self.settings.dedupe_ttl_s))
         apply_outcomes(self.engine, applied, contacts)  # idempotent, so it may run again after a crash
-        left = self._commit(lane, token, len(work), ops, timestamp)
+        left = self._commit(lane, token, batch.events, ops, timestamp)
         if left >= 0:
-            _count(work, applied, ops, started)
-            _log(work, applied)
+            _count(handled, applied, ops, started)
+            _log(handled, applied)
         return left
+
+    def _handled(
+        self, work: list[tuple[lanes.Item, Event]], waits: dict[held.Who, WaitState | None],
+        held_items: dict[held.Who, list[lanes.Item]], contacts: dict[tuple[str, str], StoredContact],
+        timestamp: int, ops: list[Op], intents: dict[str, str | None], batch: _Batch,
+    ) -> Iterator[tuple[lanes.Item, Event, Outcome]]:
+        """Each lane event with its outcome, followed by the held messages it releases with theirs
+        (SPEC §5.1); holding and releasing add their ops. Lazy: the caller records each outcome (wait,
+        contact) before the next event is decided. Stops taking events once the batch's outputs
+        pass COMMIT_BYTES (`batch.events` says how many it took)."""
+        for item, event in work:
+            if batch.output_bytes > COMMIT_BYTES:  # the rest waits for the next batch
+                return
+            batch.events += 1
+            who = (event.org_id, event.channel_id, event.contact)
+            queue = held_items[who]
+            outcomes = handle(event, waits.get(who), [i.event for i in queue if isinstance(i.event, Message)],
+                              contacts[(event.org_id, event.contact)].contact, timestamp, self.flows,
+                              control=self.control, fallback_language=self.settings.fallback_language,
+                              intent=intents.get(event.key), max_outputs=self.settings.max_outputs,
+                              max_output_bytes=self.settings.max_output_bytes)
+            for outcome in outcomes:
+                batch.output_bytes += output_bytes(outcome)
+                current = item
+                if outcome.released:
+                    current = queue.pop(0)
+                    ops.append(held.release_op(who))
+                elif outcome.hold:
+                    queue.append(item)
+                    ops.append(held.hold_op(who, item))
+                yield current, current.event, outcome
 
     def _waits(self, events: list[Event]) -> dict[tuple[str, str, str], WaitState | None]:
         who = sorted({(e.org_id, e.channel_id, e.contact) for e in events})
@@ -243,6 +269,14 @@ class Runtime:
         self.redis.set(Keys.lane_armed(lane), until_ms)
 
 
+@dataclass
+class _Batch:
+    """What a batch took: lane events, and the size of their outputs so far."""
+
+    events: int = 0
+    output_bytes: int = 0
+
+
 def _forget_seen(event: Event, ttl_s: int) -> list[Op]:
     """A dead-lettered message is not remembered as delivered: re-published by XADD of its fields
     (the platform's runbook), it is processed, once, instead of dropped as Meta's redelivery."""
@@ -254,10 +288,13 @@ def _forget_seen(event: Event, ttl_s: int) -> list[Op]:
 def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: list[Op], started: float) -> None:
     """Metrics of one committed batch."""
     written_ms = now_ms()
-    metrics.incoming_processed.inc(sum(1 for _item, event in work if isinstance(event, Message)))
+    # A released held message was counted in when it was held.
+    metrics.incoming_processed.inc(sum(1 for (_item, event), done in zip(work, applied, strict=True)
+                                       if isinstance(event, Message) and not done.outcome.released))
     metrics.outbox_published.inc(sum(len(a.outcome.outbox) for a in applied))
     metrics.webhooks_published.inc(sum(len(a.outcome.webhooks) for a in applied))
     metrics.scheduled.inc(sum(len(a.outcome.timers_add) for a in applied))
+    metrics.held.inc(sum(1 for a in applied if a.outcome.hold))
     for done in applied:
         if done.outcome.ignored:
             metrics.ignored.labels(done.outcome.ignored).inc()

@@ -54,6 +54,10 @@ class Settings:
     nlp_url: str | None = None  # the platform's NLP service; unset: keywords only
     nlp_timeout_s: float = 1.5
     nlp_min_score: float = 0.32  # a label scored lower falls back to the keywords
+    max_held: int = 50  # messages held per contact during a delay; the next one goes to the DLQ
+    run_expire_min: int = 1440  # a run paused for a reply expires after this (flows may set their own)
+    interrupt_words: str = ""  # comma-separated words that end a paused run and start afresh
+    max_steps: int = 1000  # steps of a run without a reply from the contact before it fails (loop-limit)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int = 2**31) -> int:
@@ -145,6 +149,10 @@ def _name(value: str) -> bool:
     return bool(value.strip()) and " " not in value
 
 
+def _words(value: str) -> bool:
+    return all(word.strip() for word in value.split(","))
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Settings from the environment; raises SettingsError naming the first bad variable."""
     env = os.environ if env is None else env
@@ -187,6 +195,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         nlp_url=_choice(env, "NLP_SERVICE_URL", "", _http_url, "must be an http:// or https:// URL") or None,
         nlp_timeout_s=_float(env, "NLP_TIMEOUT_SECONDS", Settings.nlp_timeout_s, 0.01, 60),
         nlp_min_score=_float(env, "NLP_MIN_SCORE", Settings.nlp_min_score, 0, 1),
+        max_held=_int(env, "FLOW_ENGINE_MAX_HELD", Settings.max_held, 0, 10_000),
+        run_expire_min=_int(env, "FLOW_ENGINE_RUN_EXPIRE_MIN", Settings.run_expire_min, 1, 366 * 24 * 60),
+        interrupt_words=_choice(env, "FLOW_ENGINE_INTERRUPT_WORDS", "", _words,
+                                "must be comma-separated words, e.g. menu,inicio,salir"),
+        max_steps=_int(env, "FLOW_ENGINE_MAX_STEPS", Settings.max_steps, 1, 1_000_000),
     )
 
 

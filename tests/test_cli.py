@@ -110,3 +110,54 @@ def test_graph_prints_a_mermaid_flowchart_with_routes_steps_and_timeouts() -> No
     assert '  p_ask_4["webhook: {#quot;event#quot;: #quot;code_received#quot;}"]' in lines
     broken = cli("graph", str(EXAMPLE_FLOWS / "broken.json"))
     assert broken.returncode == 1 and "is not a valid flow" in broken.stderr
+
+
+def test_validate_prints_warnings_for_nodes_it_ignores_and_exits_0(tmp_path: Path) -> None:
+    builder = tmp_path / "builder.json"
+    builder.write_text(json.dumps({"name": "demo", "version": 2, "nodes": [
+        {"id": "t1", "type": "trigger", "on": "message_in"}, {"id": "x", "type": "sticky_note"},
+        {"id": "n1", "type": "intent", "map": {"default": "p"}}],
+        "paths": {"p": [{"type": "action", "action": "send_text", "text": "hola"}]}}))
+    result = cli("validate", str(builder))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == ['warning: nodes[1].type: node type "sticky_note" is not supported, ignored',
+                                          "ok"]
+
+
+def test_simulate_transcript_shows_held_messages_re_prompts_interrupts_and_expiry(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.json"
+    flow.write_text(json.dumps({"interrupt": ["menu"], "expire_after_minutes": 1, "nodes": [], "paths": {
+        "path_default": [{"type": "delay", "seconds": 1},
+                         {"type": "wait_for_reply", "pattern": "^\\d+$", "no_match_text": "solo números"},
+                         {"type": "action", "action": "send_text", "text": "número {{message.text}}"}]}}))
+    result = cli("simulate", str(flow), "say:hola", "say:abc", "say:12", "wait:1", "say:hola", "wait:1",
+                 "say:x", "say:Menu", "wait:61")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "[  0.000s] 5215550000000 > hola",
+        "           … waiting for the delay until 1.000s",
+        "[  0.000s] 5215550000000 > abc",
+        "           (held: the run is in a delay; handled when it waits for a reply or ends)",
+        "[  0.000s] 5215550000000 > 12",
+        "           (held: the run is in a delay; handled when it waits for a reply or ends)",
+        "[  1.000s] ⏰ delay is due",
+        "           … waiting for a reply until 61.000s",
+        "[  1.000s] 5215550000000 > abc   (held until now)",
+        "           bot > solo números",
+        "[  1.000s] 5215550000000 > 12   (held until now)",
+        "           bot > número 12",
+        "           ■ run completed",
+        "[  1.000s] 5215550000000 > hola",
+        "           … waiting for the delay until 2.000s",
+        "[  2.000s] ⏰ delay is due",
+        "           … waiting for a reply until 62.000s",
+        "[  2.000s] 5215550000000 > x",
+        "           bot > solo números",
+        "[  2.000s] 5215550000000 > Menu",
+        "           ■ run interrupted",
+        "           … waiting for the delay until 3.000s",
+        "[  3.000s] ⏰ delay is due",
+        "           … waiting for a reply until 63.000s",
+        "[ 63.000s] ⏰ the wait expires",
+        "           ■ run expired",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from flow_engine.core.control import Control
 from flow_engine.core.graph import parse_flow, validate
 from flow_engine.core.inbound import Message
 from flow_engine.core.interpreter import interpret
@@ -25,14 +26,25 @@ def test_a_catastrophic_pattern_runs_in_linear_time() -> None:
     assert elapsed_s < 1.0  # a backtracking engine needs about 2^50000 steps here; RE2 takes milliseconds
 
 
-def test_a_10000_step_path_runs_to_its_end() -> None:
+def test_a_10000_step_path_runs_to_its_end_when_the_step_cap_allows_it() -> None:
     steps = [{"type": "set_attribute", "key": f"k{n % 10}", "value": n} for n in range(9_999)]
     steps.append({"type": "action", "action": "send_text", "text": "{{contact.attributes.k8}}"})
     flow = parse_flow({"nodes": [], "paths": {"path_default": steps}})
     assert flow.problems == ()
-    outcome = interpret(flow, Message("1-0/0", "acme", "ch", "521", "hola"), None, Contact("521"), 0)
+    outcome = interpret(flow, Message("1-0/0", "acme", "ch", "521", "hola"), None, Contact("521"), 0,
+                        control=Control(max_steps=10_000))
     assert len(outcome.attributes) == 9_999 and [m.content for m in outcome.outbox] == ["9998"]
     assert outcome.run is not None and (outcome.run.status, outcome.run.last_step) == ("completed", "path_default:9999")
+
+
+def test_the_default_step_cap_fails_the_run_at_the_1001st_step() -> None:
+    steps = [{"type": "set_attribute", "key": f"k{n % 10}", "value": n} for n in range(9_999)]
+    flow = parse_flow({"nodes": [], "paths": {"path_default": steps}})
+    outcome = interpret(flow, Message("1-0/0", "acme", "ch", "521", "hola"), None, Contact("521"), 0)
+    assert len(outcome.attributes) == 1000
+    assert outcome.run is not None and (outcome.run.status, outcome.run.last_step) == ("failed", "path_default:1000")
+    assert outcome.failure is not None and (outcome.failure.code, outcome.failure.detail) == (
+        "loop-limit", "paths.path_default[1000]: loop-limit: more than 1000 steps without a reply from the contact")
 
 
 def test_a_5_mb_graph_is_rejected_with_the_limit() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from flow_engine.core.execution import timer_of
 from flow_engine.core.graph import parse_flow
 from flow_engine.core.inbound import Message, Resume
-from flow_engine.core.interpreter import interpret, timer_of
+from flow_engine.core.interpreter import interpret
 from flow_engine.core.outcome import Contact, Outcome
 from tests.conftest import EXAMPLE_FLOWS
 
@@ -107,7 +108,7 @@ def test_a_wait_records_what_it_waits_for_in_the_run_context() -> None:
     assert started.run.context == {
         "intent": "greeting", "contact": "5215550001", "channel_id": "ch1", "trigger_text": "hola",
         "waiting_for": {"kind": "reply", "step": "ask:1", "token": started.wait_after.token, "due_ms": 30_500,
-                        "pattern": "\\b\\d{6}\\b", "timeout_path": "expired"},
+                        "pattern": "\\b\\d{6}\\b", "timeout_path": "expired", "expires": False},
     }
     assert timer_of(started.wait_after, message("x")) == started.timers_add[0]
 

@@ -223,8 +223,9 @@ def resume_of(timer: Timer) -> Resume:
 
 
 def visible(outcome: Outcome) -> bool:
-    """Every event must show: something sent, a wait kept, or a reason it was ignored."""
-    return bool(outcome.outbox) or outcome.wait_after is not None or outcome.ignored is not None
+    """Every event must show: something sent, a wait kept, held, or a reason it was ignored."""
+    return (bool(outcome.outbox) or outcome.wait_after is not None or outcome.ignored is not None or outcome.hold
+            or outcome.run is not None)
 
 
 def texts_sent(outcome: Outcome) -> list[str]:
@@ -387,13 +388,13 @@ def test_shop_demo_first_message_routes_by_intent(text: str) -> None:
 
 @SETTINGS
 @given(TEXTS)
-def test_shop_demo_message_during_delay_is_ignored_and_resume_continues(text: str) -> None:
+def test_shop_demo_message_during_delay_is_held_and_resume_continues(text: str) -> None:
     chat = Chat(SHOP)
     chat.say("hola")
     wait = chat.wait
     assert wait is not None and wait.kind == "delay"
     busy = chat.say(text)
-    assert (busy.ignored, busy.effects, busy.wait_after, busy.timers_add) == ("run-busy", (), wait, ())
+    assert (busy.hold, busy.ignored, busy.effects, busy.wait_after, busy.timers_add) == (True, None, (), wait, ())
     resumed = chat.fire()
     assert resumed is not None and visible(resumed)
     assert texts_sent(resumed) == ["¿Quieres ver el catálogo o hablar con un asesor?"]

@@ -2,7 +2,9 @@
 (the production interpreter on a virtual clock) and lists the effects expected, in order.
 
 An expected effect matches when every field it names equals the actual one; ids are hashes, so
-fixtures name them only where identity matters (e.g. a timer cancelled is the timer added).
+fixtures name them only where identity matters (e.g. a timer cancelled is the timer added). A
+fixture's optional "control" sets the engine's conversation-control settings (max_steps,
+expire_after_min, interrupt_words, max_held) as FLOW_ENGINE_* would.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from flow_engine.core.control import Control
 from flow_engine.core.graph import parse_flow
 from flow_engine.core.outcome import Contact
 from flow_engine.core.simulator import Simulator, effect_lines
@@ -26,11 +29,15 @@ def play(case: dict[str, Any]) -> list[dict[str, Any]]:
     flow = parse_flow(graph, flow_id=case.get("flow_id", "f1"), version=1)
     assert flow.problems == (), flow.problems
     contact = case.get("contact", {})
+    settings = case.get("control", {})  # the engine's settings of conversation control, if not the defaults
+    control = Control.of(settings.get("max_steps", 1000), settings.get("expire_after_min", 1440),
+                         settings.get("interrupt_words", ""), settings.get("max_held", 50))
     sim = Simulator(
         flow,
         org_id=case.get("org", "acme"),
         channel_id=case.get("channel", "ch1"),
         contact=Contact(contact.get("phone", "5215550001"), contact.get("name", ""), contact.get("attributes", {})),
+        control=control,
     )
     lines: list[dict[str, Any]] = []
     for step in case["steps"]:
@@ -68,5 +75,6 @@ def test_there_is_a_fixture_for_every_step_type_and_alias() -> None:
     text = "\n".join(json.dumps(graph) for graph in graphs)
     for needle in ('"send_text"', '"send_template"', '"send_media"', '"asset"', '"webhook"', '"payload"',
                    '"set_attribute"', '"type": "wait"', '"type": "delay"', '"sec"', '"ms"', '"seconds"',
-                   '"timeout_seconds"', '"timeout_path"', '"keywords"', '"path_default"'):
+                   '"timeout_seconds"', '"timeout_path"', '"keywords"', '"path_default"', '"trigger"',
+                   '"no_match_text"', '"max_attempts"', '"interrupt"', '"expire_after_minutes"'):
         assert needle in text, f"no run fixture uses {needle}"

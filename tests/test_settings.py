@@ -25,6 +25,15 @@ def test_defaults_follow_the_spec() -> None:
         "fe:wait", None)
 
 
+def test_conversation_control_defaults_and_values() -> None:
+    assert (Settings.max_held, Settings.run_expire_min, Settings.interrupt_words, Settings.max_steps) == (
+        50, 1440, "", 1000)
+    settings = load({"FLOW_ENGINE_MAX_HELD": "5", "FLOW_ENGINE_RUN_EXPIRE_MIN": "60",
+                     "FLOW_ENGINE_INTERRUPT_WORDS": "Menú, inicio", "FLOW_ENGINE_MAX_STEPS": "200"})
+    assert (settings.max_held, settings.run_expire_min, settings.interrupt_words, settings.max_steps) == (
+        5, 60, "Menú, inicio", 200)
+
+
 def test_the_broker_defaults_to_redis_url_and_can_be_set_apart() -> None:
     assert load({"REDIS_URL": "redis://r:1/2"}).broker_url == "redis://r:1/2"
     assert load({"REDIS_URL": "redis://r:1/2", "CELERY_BROKER_URL": "amqp://q//"}).broker_url == "amqp://q//"
@@ -54,6 +63,11 @@ def test_the_broker_defaults_to_redis_url_and_can_be_set_apart() -> None:
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD': must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ({"FLOW_ENGINE_METRICS_ADDR": "everywhere"}, "FLOW_ENGINE_METRICS_ADDR='everywhere': must be an IP address "
                                                      "to listen on (127.0.0.1, 0.0.0.0, ::1)"),
+        ({"FLOW_ENGINE_MAX_HELD": "-1"}, "FLOW_ENGINE_MAX_HELD='-1': must be between 0 and 10000"),
+        ({"FLOW_ENGINE_RUN_EXPIRE_MIN": "0"}, "FLOW_ENGINE_RUN_EXPIRE_MIN='0': must be between 1 and 527040"),
+        ({"FLOW_ENGINE_MAX_STEPS": "many"}, "FLOW_ENGINE_MAX_STEPS='many': must be an integer"),
+        ({"FLOW_ENGINE_INTERRUPT_WORDS": "menu,,salir"},
+         "FLOW_ENGINE_INTERRUPT_WORDS='menu,,salir': must be comma-separated words, e.g. menu,inicio,salir"),
     ],
 )
 def test_a_bad_value_names_the_setting(env: dict[str, str], message: str) -> None:

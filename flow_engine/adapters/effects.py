@@ -17,9 +17,10 @@ def _flat(fields: Mapping[str, str]) -> list[str]:
     return [part for item in fields.items() for part in item]
 
 
-# A wait is stored as a JSON array in this order: compact, as a million may be pending.
+# A wait is stored as a JSON array in this order: compact, as a million may be pending. New fields go
+# at the end: an array written by an older engine is shorter, and its missing fields take defaults.
 WAIT_FIELDS = ("run_id", "flow_id", "flow_version", "path", "index", "kind", "token", "due_ms", "trigger_text",
-               "intent")
+               "intent", "attempts", "expires", "steps")
 
 
 def dump_wait(wait: WaitState) -> str:
@@ -31,7 +32,11 @@ def load_wait(raw: str | None) -> WaitState | None:
     if raw is None:
         return None
     value = json.loads(raw)
-    return WaitState.from_dict(dict(zip(WAIT_FIELDS, value, strict=True)) if isinstance(value, list) else value)
+    if isinstance(value, list):
+        if len(value) > len(WAIT_FIELDS):
+            raise ValueError(f"wait state has {len(value)} fields, at most {len(WAIT_FIELDS)} are known")
+        return WaitState.from_dict(dict(zip(WAIT_FIELDS, value, strict=False)))
+    return WaitState.from_dict(value)
 
 
 def outcome_ops(keys: Keys, event: Event, outcome: Outcome) -> list[Op]:

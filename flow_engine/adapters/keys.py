@@ -68,6 +68,11 @@ class Keys:
         return f"{self.wait_prefix}:{part(org_id)}:{part(channel_id)}:{part(contact)}"
 
     @staticmethod
+    def held(org_id: str, channel_id: str, contact: str) -> str:
+        """A contact's messages held during a delay, oldest first (lane items, as the lane holds them)."""
+        return f"fe:held:{part(org_id)}:{part(channel_id)}:{part(contact)}"
+
+    @staticmethod
     def seen(org_id: str, wa_message_id: str) -> str:
         """Marks a WhatsApp message id as delivered once (48 h), to drop Meta's redeliveries."""
         return f"fe:seen:{part(org_id)}:{part(wa_message_id)}"

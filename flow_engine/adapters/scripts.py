@@ -31,6 +31,7 @@ class Scripts:
         self.release = load("release")
         self.replay = load("replay")
         self.trim = load("trim")
+        self.upgrade_wait = load("upgrade_wait")
 
 
 def connect(url: str, *, decode: bool = True) -> RedisClient:

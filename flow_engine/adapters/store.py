@@ -116,8 +116,9 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
     created_at, now = stamp(engine, "contacts", "created_at"), stamp(engine, "contacts", "updated_at")
     for item in applied:
         outcome, who = item.outcome, (item.org_id, item.contact)
-        if outcome.run is not None:
-            run = outcome.run
+        for run in (outcome.ended, outcome.run):  # ended: the run an interrupt word ended
+            if run is None:
+                continue
             runs[run.id] = {  # a later event of the same run in this batch wins
                 "id": run.id, "org_id": item.org_id, "flow_id": run.flow_id, "flow_version": run.flow_version,
                 "contact": item.contact, "channel_id": item.channel_id, "status": run.status,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flow_engine.core.graph_strings import string_problems
-from flow_engine.core.intents import Keywords, compile_keywords
+from flow_engine.core.intents import Keywords, compile_keywords, normalize_word
 from flow_engine.core.patterns import PatternError, compile_pattern
 from flow_engine.core.template import has_placeholders
 
@@ -23,6 +23,23 @@ DEFAULT_LANGUAGE: Mapping[str, Any] = {"code": "es"}
 MAX_DURATION_MS = 366 * 86_400_000  # a year: longer pauses are mistakes (and would overflow)
 DURATION_FIELDS = ("seconds", "sec", "ms")
 TIMEOUT_FIELDS = ("seconds", "timeout_seconds")
+MAX_EXPIRE_MIN = 366 * 24 * 60  # as MAX_DURATION_MS
+# send_media "asset": the kind follows the link's file extension; anything else is an image, as the
+# platform's builder flows expect (SPEC §5.1).
+ASSET_KINDS = {
+    **dict.fromkeys(("jpg", "jpeg", "png", "webp"), "image"),
+    **dict.fromkeys(("mp4", "3gp"), "video"),
+    **dict.fromkeys(("mp3", "ogg", "opus", "amr", "aac", "m4a"), "audio"),
+    **dict.fromkeys(("pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "csv"), "document"),
+}
+
+
+def asset_kind(link: str) -> str:
+    """The media kind of an asset link, from the extension of its path (query and fragment ignored)."""
+    path = link.split("#", 1)[0].split("?", 1)[0]
+    name = path.rsplit("/", 1)[-1]
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return ASSET_KINDS.get(extension, "image")
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,8 @@ class WaitForReply:
     timeout_ms: int | None
     timeout_path: str | None
     matcher: Any = field(default=None, compare=False, repr=False)
+    no_match_text: str | None = None  # sent for each non-matching reply that does not end the wait
+    max_attempts: int | None = None  # the wait ends as if timed out at this many non-matching replies
 
     def matches(self, text: str) -> bool:
         if self.matcher is None:
@@ -97,12 +116,15 @@ class IntentNode:
 
 @dataclass(frozen=True)
 class Flow:
-    nodes: tuple[IntentNode, ...]
+    nodes: tuple[IntentNode, ...]  # the intent nodes, in graph order: the first one routes
     paths: Mapping[str, tuple[Step, ...]]
     problems: tuple[str, ...]
     id: str = ""
     version: int = 0
     name: str = ""
+    warnings: tuple[str, ...] = ()  # parts ignored at run time (nodes of other types)
+    interrupt: tuple[str, ...] | None = None  # normalized interrupt words; None: the engine's default
+    expire_after_min: float | None = None  # None: the engine's default
 
     @property
     def valid(self) -> bool:
@@ -130,6 +152,7 @@ def _is_number(value: Any) -> bool:
 class _Parser:
     def __init__(self) -> None:
         self.problems: list[str] = []
+        self.warnings: list[str] = []
 
     def problem(self, where: str, what: str) -> str:
         line = f"{where}: {what}"
@@ -204,7 +227,7 @@ class _Parser:
         if action == "send_media":
             media = raw.get("media")
             if media is None and isinstance(raw.get("asset"), str):
-                media = {"kind": raw.get("kind", "document"), "link": raw["asset"]}
+                media = {"kind": raw.get("kind") or asset_kind(raw["asset"]), "link": raw["asset"]}
                 if isinstance(raw.get("caption"), str):
                     media["caption"] = raw["caption"]
             if not isinstance(media, dict):
@@ -240,17 +263,31 @@ class _Parser:
             if not isinstance(timeout_path, str) or timeout_path not in path_names:
                 self.problem(f"{where}.timeout_path", f"path {json.dumps(timeout_path)} does not exist")
                 timeout_path = None
-            elif timeout_ms is None and not any(n in raw for n in TIMEOUT_FIELDS):
+            elif timeout_ms is None and not any(n in raw for n in TIMEOUT_FIELDS) and "max_attempts" not in raw:
                 self.problem(f"{where}.timeout_path", "set without a timeout, so it can never be taken")
-        return WaitForReply(pattern, timeout_ms, timeout_path, matcher)
+        no_match_text = raw.get("no_match_text")
+        if no_match_text is not None and not isinstance(no_match_text, str):
+            self.problem(f"{where}.no_match_text", "must be a string")
+            no_match_text = None
+        max_attempts = raw.get("max_attempts")
+        if max_attempts is not None and (
+            not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or not 1 <= max_attempts <= 1000
+        ):
+            self.problem(f"{where}.max_attempts", f"must be an integer from 1 to 1000, got {json.dumps(max_attempts)}")
+            max_attempts = None
+        return WaitForReply(pattern, timeout_ms, timeout_path, matcher, no_match_text, max_attempts)
 
     def node(self, raw: Any, where: str, path_names: set[str]) -> IntentNode | None:
         if not isinstance(raw, dict):
             self.problem(where, "a node must be an object")
             return None
         kind = raw.get("type")
+        if kind == "trigger":  # the builder's entry node: messages in are the only trigger there is
+            if raw.get("on", "message_in") != "message_in":
+                self.warnings.append(f"{where}.on: trigger {json.dumps(raw.get('on'))} is not supported, ignored")
+            return None
         if kind != "intent":
-            self.problem(f"{where}.type", f"unknown node type {json.dumps(kind)}")
+            self.warnings.append(f"{where}.type: node type {json.dumps(kind)} is not supported, ignored")
             return None
         routes: dict[str, str] = {}
         mapping = raw.get("map", {})
@@ -274,6 +311,27 @@ class _Parser:
             keywords.append((intent, tuple(words)))
         node_id = raw.get("id")
         return IntentNode(str(node_id) if node_id is not None else where, routes, compile_keywords(keywords))
+
+
+    def interrupt_words(self, graph: Mapping[str, Any]) -> tuple[str, ...] | None:
+        """The graph's top-level "interrupt" words, normalized as messages are compared."""
+        if "interrupt" not in graph:
+            return None
+        words = graph["interrupt"]
+        if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+            self.problem("interrupt", "must be a list of non-empty strings")
+            return None
+        return tuple(normalize_word(word) for word in words)
+
+    def expire_after_min(self, graph: Mapping[str, Any]) -> float | None:
+        if "expire_after_minutes" not in graph:
+            return None
+        value = graph["expire_after_minutes"]
+        if not _is_number(value) or not 0 < value <= MAX_EXPIRE_MIN:
+            self.problem("expire_after_minutes", f"must be a number of minutes above 0 and at most {MAX_EXPIRE_MIN}"
+                         f" (a year), got {json.dumps(value)}")
+            return None
+        return float(value)
 
 
 def parse_flow(graph: Any, *, flow_id: str = "", version: int = 0) -> Flow:
@@ -312,8 +370,11 @@ def parse_flow(graph: Any, *, flow_id: str = "", version: int = 0) -> Flow:
         paths[name] = tuple(
             parser.step(raw, f"paths.{name}[{index}]", path_names) for index, raw in enumerate(raw_steps)
         )
+    interrupt = parser.interrupt_words(graph)
+    expire_after_min = parser.expire_after_min(graph)
     name = graph.get("name")
-    return Flow(nodes, paths, tuple(parser.problems), flow_id, version, name if isinstance(name, str) else "")
+    return Flow(nodes, paths, tuple(parser.problems), flow_id, version, name if isinstance(name, str) else "",
+                tuple(parser.warnings), interrupt, expire_after_min)
 
 
 def validate(graph: Any) -> list[str]:

@@ -50,7 +50,7 @@ class Resume:
     channel_id: str
     contact: str
     token: str
-    reason: Literal["delay", "timeout"]
+    reason: Literal["delay", "timeout", "expire"]
 
 
 Event = Message | Resume
@@ -188,8 +188,8 @@ def _resume_event(raw: str, org_id: str, channel_id: str) -> Event:
     if not (isinstance(timer, list) and len(timer) == 5 and all(isinstance(part, str) for part in timer)):
         raise InvalidPayload("engine_resume must be [reason, token, org_id, channel_id, contact]")
     reason, token, timer_org, timer_channel, contact = timer
-    if reason not in ("delay", "timeout"):
-        raise InvalidPayload(f'engine_resume reason must be "delay" or "timeout", got {json.dumps(reason)}')
+    if reason not in ("delay", "timeout", "expire"):
+        raise InvalidPayload(f'engine_resume reason must be "delay", "timeout" or "expire", got {json.dumps(reason)}')
     if not token or not contact:
         raise InvalidPayload("engine_resume needs a token and a contact")
     return Resume(
@@ -198,7 +198,7 @@ def _resume_event(raw: str, org_id: str, channel_id: str) -> Event:
         channel_id=timer_channel or channel_id,
         contact=contact,
         token=token,
-        reason="delay" if reason == "delay" else "timeout",
+        reason="delay" if reason == "delay" else "expire" if reason == "expire" else "timeout",
     )
 
 

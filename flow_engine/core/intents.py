@@ -63,6 +63,13 @@ def normalize(text: str) -> str:
     return " " + " ".join(_WORD.findall(plain)) + " "
 
 
+def normalize_word(text: str) -> str:
+    """A whole text compared as a word: trimmed, lower case, accents stripped, inner spaces single
+    ("  Menú " and "menu" are the same; "menu!" is not)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).split())
+
+
 Keywords = tuple[tuple[str, tuple[str, ...]], ...]
 
 

@@ -60,6 +60,8 @@ def _node(path: str, index: int) -> str:
 def to_mermaid(flow: Flow) -> str:
     """Nodes for the entry, the intent router and every step; edges for routes, sequence and timeouts."""
     lines = ["flowchart TD", '  in(["message in"])']
+    if flow.interrupt:
+        lines.append(f"  interrupt([{_label('interrupt: ' + ', '.join(flow.interrupt))}]) -.->|ends the paused run| in")
     first = {name: _node(name, 0) if steps else f"end_{_node(name, 0)}" for name, steps in flow.paths.items()}
     if flow.nodes:
         lines.append("  in --> router{intent}")
@@ -84,7 +86,22 @@ def to_mermaid(flow: Flow) -> str:
                 lines.append(f"  {after}((end))")
             edge = "-->|reply|" if isinstance(step, WaitForReply) else "-->"
             lines.append(f"  {node} {edge} {after}")
-            if isinstance(step, WaitForReply) and step.timeout_ms is not None:
-                target = first[step.timeout_path] if step.timeout_path else after
-                lines.append(f"  {node} -.->|timeout| {target}")
+            if isinstance(step, WaitForReply):
+                lines.extend(_reply_edges(flow, step, node, first[step.timeout_path] if step.timeout_path else after))
     return "\n".join(lines) + "\n"
+
+
+def _reply_edges(flow: Flow, step: WaitForReply, node: str, timeout_target: str) -> list[str]:
+    """The ways a reply wait ends besides a matching reply: timeout, attempts, expiry; and re-prompts."""
+    lines = []
+    if step.timeout_ms is not None:
+        lines.append(f"  {node} -.->|timeout| {timeout_target}")
+    if step.no_match_text is not None:
+        lines.append(f"  {node} -.->|{_label('no match: ' + step.no_match_text)}| {node}")
+    if step.max_attempts is not None:
+        lines.append(f"  {node} -.->|{step.max_attempts} attempts| {timeout_target}")
+    expire_ms = None if flow.expire_after_min is None else flow.expire_after_min * 60_000
+    if step.timeout_ms is None or (expire_ms is not None and expire_ms < step.timeout_ms):
+        minutes = f"{flow.expire_after_min:g} min" if flow.expire_after_min is not None else "default"
+        lines.append(f"  {node} -.->|expires, {minutes}| expired((expired))")
+    return lines

@@ -78,6 +78,9 @@ class AttributeWrite:
 Effect = OutboxMessage | WebhookEvent | AttributeWrite
 
 
+TimerReason = Literal["delay", "timeout", "expire"]
+
+
 @dataclass(frozen=True)
 class Timer:
     """Deferred work: at `due_ms` a Resume event for `token` enters nf:incoming."""
@@ -88,7 +91,7 @@ class Timer:
     channel_id: str
     contact: str
     run_id: str
-    reason: Literal["delay", "timeout"]
+    reason: TimerReason
 
     def member(self) -> str:
         """The timer's ZSET member, also the `engine_resume` field it is published with:
@@ -124,6 +127,16 @@ class WaitState:
     due_ms: int | None  # None: a reply wait without timeout
     trigger_text: str  # {{message.text}} after a delay
     intent: str
+    attempts: int = 0  # non-matching replies so far (counted when the step has max_attempts)
+    expires: bool = False  # the timer (due_ms) is the run's expiry, not the step's own timeout
+    steps: int = 0  # steps run since the contact last replied (the loop guard's count)
+
+    @property
+    def timer_reason(self) -> TimerReason:
+        """The reason of the one timer this wait may be resumed by."""
+        if self.kind == "delay":
+            return "delay"
+        return "expire" if self.expires else "timeout"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +150,9 @@ class WaitState:
             "due_ms": self.due_ms,
             "trigger_text": self.trigger_text,
             "intent": self.intent,
+            "attempts": self.attempts,
+            "expires": int(self.expires),
+            "steps": self.steps,
         }
 
     @classmethod
@@ -152,10 +168,13 @@ class WaitState:
             due_ms=None if raw.get("due_ms") is None else int(raw["due_ms"]),
             trigger_text=str(raw.get("trigger_text", "")),
             intent=str(raw.get("intent", "default")),
+            attempts=int(raw.get("attempts") or 0),  # waits stored before these fields existed: 0
+            expires=bool(raw.get("expires")),
+            steps=int(raw.get("steps") or 0),
         )
 
 
-RunStatus = Literal["running", "completed", "failed"]
+RunStatus = Literal["running", "completed", "failed", "expired", "interrupted"]
 
 
 @dataclass(frozen=True)
@@ -192,6 +211,9 @@ class Outcome:
     run: RunRecord | None = None
     failure: FlowFailure | None = None
     ignored: str | None = None  # why the event changed nothing ("no-match", "stale-timer", ...)
+    hold: bool = False  # the message arrived during a delay: kept, in order, for later (SPEC §5.1)
+    released: bool = False  # a held message, handled now: it leaves the held list
+    ended: RunRecord | None = None  # an earlier run this event ended (interrupted) before `run` started
 
     @property
     def outbox(self) -> tuple[OutboxMessage, ...]:

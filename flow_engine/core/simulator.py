@@ -1,14 +1,16 @@
 """A conversation simulator: the production interpreter driven by a virtual clock, state kept
-between steps exactly as the runtime keeps it (wait state, timers, contact attributes)."""
+between steps exactly as the runtime keeps it (wait state, timers, contact attributes, messages held
+during a delay)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
+from flow_engine.core.control import DEFAULT_CONTROL, Control
+from flow_engine.core.conversation import OneFlow, handle, with_outcome
 from flow_engine.core.graph import Flow
 from flow_engine.core.inbound import Event, Message
-from flow_engine.core.interpreter import interpret
 from flow_engine.core.outcome import AttributeWrite, Contact, OutboxMessage, Outcome, Timer, WaitState, WebhookEvent
 
 
@@ -22,12 +24,15 @@ class Happening:
 
 
 class Simulator:
-    def __init__(self, flow: Flow | None, *, org_id: str, channel_id: str, contact: Contact) -> None:
-        self.flow = flow
+    def __init__(
+        self, flow: Flow | None, *, org_id: str, channel_id: str, contact: Contact, control: Control = DEFAULT_CONTROL
+    ) -> None:
+        self.flow, self.control = flow, control
         self.org_id, self.channel_id = org_id, channel_id
         self.contact = contact
         self.now_ms = 0
         self.wait: WaitState | None = None
+        self.held: list[Message] = []  # messages received during a delay, in order
         self.timers: dict[str, Timer] = {}
         self._messages = 0
 
@@ -37,7 +42,7 @@ class Simulator:
             key=f"sim-{self._messages}/0", org_id=self.org_id, channel_id=self.channel_id,
             contact=self.contact.phone, text=text, name=self.contact.name or None,
         )
-        return [self._process(event)]
+        return self._process(event)
 
     def advance(self, seconds: float) -> list[Happening]:
         """Move the clock forward; due timers fire in due order, each at its own due time."""
@@ -47,26 +52,37 @@ class Simulator:
             timer = due[0]
             del self.timers[timer.token]
             self.now_ms = max(self.now_ms, timer.due_ms)
-            happened.append(self._process(timer.resume()))
+            happened.extend(self._process(timer.resume()))
         self.now_ms = end_ms
         return happened
 
-    def _process(self, event: Event) -> Happening:
-        outcome = interpret(self.flow, event, self.wait, self.contact, self.now_ms)
-        attributes: dict[str, Any] = dict(self.contact.attributes)
-        attributes.update((w.key, w.value) for w in outcome.effects if isinstance(w, AttributeWrite))
-        self.contact = replace(self.contact, attributes=attributes, name=outcome.contact_name or self.contact.name)
-        self.wait = outcome.wait_after
-        for timer in outcome.timers_cancel:
-            self.timers.pop(timer.token, None)
-        self.timers.update((timer.token, timer) for timer in outcome.timers_add)
-        return Happening(self.now_ms, event, outcome)
+    def _process(self, event: Event) -> list[Happening]:
+        outcomes = handle(event, self.wait, self.held, self.contact, self.now_ms, OneFlow(self.flow),
+                          control=self.control)
+        happened = []
+        for outcome in outcomes:
+            if outcome.released:
+                event = self.held.pop(0)
+            elif outcome.hold:
+                assert isinstance(event, Message)
+                self.held.append(event)
+            self.contact = with_outcome(self.contact, outcome)
+            self.wait = outcome.wait_after
+            for timer in outcome.timers_cancel:
+                self.timers.pop(timer.token, None)
+            self.timers.update((timer.token, timer) for timer in outcome.timers_add)
+            happened.append(Happening(self.now_ms, event, outcome))
+        return happened
 
 
 def effect_lines(happening: Happening) -> list[dict[str, Any]]:
     """The effects of one event as JSON-ready objects (`simulate --json` lines), in order."""
     outcome, lines = happening.outcome, []
     at = {"at_ms": happening.at_ms}
+    if outcome.released:
+        lines.append({"kind": "held", "action": "release", "text": getattr(happening.event, "text", ""), **at})
+    if outcome.ended is not None:
+        lines.append({"kind": "run", "status": outcome.ended.status, "last_step": outcome.ended.last_step, **at})
     for timer in outcome.timers_cancel:
         lines.append({"kind": "timer", "action": "cancel", "token": timer.token, "due_ms": timer.due_ms, **at})
     for effect in outcome.effects:
@@ -92,4 +108,10 @@ def effect_lines(happening: Happening) -> list[dict[str, Any]]:
         if "error" in outcome.run.context:
             run["error"] = outcome.run.context["error"]
         lines.append({**run, **at})
+    if outcome.hold:
+        lines.append({"kind": "held", "action": "add", "text": getattr(happening.event, "text", ""), **at})
+    if outcome.ignored:
+        lines.append({"kind": "ignored", "reason": outcome.ignored, **at})
+    if outcome.failure is not None and outcome.run is None:
+        lines.append({"kind": "dlq", "error": outcome.failure.code, "detail": outcome.failure.detail, **at})
     return lines

@@ -1,9 +1,9 @@
-"""Chaos: inbound events over many contacts, mixing the shop demo and verification flows (delays,
-waits, replies, timeouts), while a driver SIGKILLs a random process — a bridge, a worker child, the
-whole worker, a timer loop — every 1 to 3 s and restarts it. Afterwards the streams and tables are
-checked against the model (tests/runtime/model.py): every expected outbox entry and webhook event
-exactly once, per-contact order, every run's final status, every attribute; nothing pending, no lane
-holding events, nothing in the DLQ.
+"""Chaos: inbound events over many contacts, mixing the shop demo, verification and echo flows (delays,
+waits, replies, timeouts, messages held during delays), while a driver SIGKILLs a random process — a
+bridge, a worker child, the whole worker, a timer loop — every 1 to 3 s and restarts it. Afterwards
+the streams and tables are checked against the model (tests/runtime/model.py): every expected outbox
+entry and webhook event exactly once, per-contact order, every run's final status, every attribute;
+nothing pending, no lane holding events, nothing in the DLQ.
 
 CI runs a short form; `make chaos` runs 20,000 events over 2,000 contacts (CHAOS_EVENTS, CHAOS_CONTACTS).
 """
@@ -40,17 +40,29 @@ REPLIER = ["hola", "no sé", "123456", "hola", "111111", "hola", "ni idea", "222
 SILENT = ["hola", "123456", "hola", "no", "654321", "hola", "999999", "hola", "000000", "hola"]
 
 
+ECHO = {"nodes": [], "paths": {"path_default": [
+    {"type": "action", "action": "send_text", "text": "eco {{message.text}}"},
+    {"type": "delay", "ms": 700},
+    {"type": "action", "action": "send_text", "text": "tarde {{message.text}}"}]}}
+
+
 def scripts(rng: random.Random) -> list[tuple[str, list[str]]]:
-    """Per contact: its flow ("shop" or "verify") and its messages. Only messages whose outcome does
-    not depend on timing: a shop contact says "hola" (a 1.5 s delay follows) only last; a
-    verification reply enters the stream one round after its prompt, before the prompt's 8 s timeout
-    can fire (the timer enters the stream when due, behind it)."""
+    """Per contact: its flow ("shop", "verify" or "echo") and its messages. Only messages whose
+    outcome does not depend on timing: a shop contact's "hola" (a 1.5 s delay follows) holds its later
+    messages, which enter the flow in turn when the delay ends; a verification reply enters the stream
+    one round after its prompt, before the prompt's 8 s timeout can fire (the timer enters the stream
+    when due, behind it); an echo contact writes every round, faster than its 700 ms delays, so most
+    of its messages are held — many of them at any moment, as kills land."""
     plans = []
     for n in range(CONTACTS):
-        if n % 4 in (0, 1):
-            plans.append(("shop", [rng.choice(SHOP_TEXTS) for _ in range(ROUNDS - 1)] + ["hola"]))
+        if n % 5 in (0, 1):
+            texts = [rng.choice(SHOP_TEXTS) for _ in range(ROUNDS)]
+            texts[rng.randrange(ROUNDS)] = "hola"
+            plans.append(("shop", texts))
+        elif n % 5 == 4:
+            plans.append(("echo", [f"e{i}" for i in range(ROUNDS)]))
         else:
-            base = REPLIER if n % 4 == 2 else SILENT
+            base = REPLIER if n % 5 == 2 else SILENT
             plans.append(("verify", [base[i % len(base)] for i in range(ROUNDS - len(base))] + base))
     return plans
 
@@ -103,10 +115,11 @@ def test_chaos(concurrency: int, redis_url: str, database_url: str, tmp_path: Pa
 
 
 def run_chaos(stack: Stack, rng: random.Random) -> None:
-    shop_org, verify_org = new_org(), new_org()
+    shop_org, verify_org, echo_org = new_org(), new_org(), new_org()
     verify_graph = graph_of("verification_code")
     verify_graph["paths"]["ask"][1]["timeout_seconds"] = TIMEOUT_S
-    flows = {"shop": (shop_org, graph_of("shop_demo")), "verify": (verify_org, verify_graph)}
+    flows = {"shop": (shop_org, graph_of("shop_demo")), "verify": (verify_org, verify_graph),
+             "echo": (echo_org, ECHO)}
     flow_ids = {kind: stack.load_flow(org, graph) for kind, (org, graph) in flows.items()}
     parsed = {kind: parse_flow(graph, flow_id=flow_ids[kind], version=1) for kind, (_org, graph) in flows.items()}
     plans = scripts(rng)
@@ -128,7 +141,7 @@ def run_chaos(stack: Stack, rng: random.Random) -> None:
         for model in models:
             model.fire_timers()
         expected_outbox = sum(len(m.outbox) for m in models)
-        orgs = (shop_org, verify_org)
+        orgs = (shop_org, verify_org, echo_org)
         wait_for_outbox(stack, orgs, expected_outbox)
     finally:
         stop.set()
@@ -149,15 +162,19 @@ def run_chaos(stack: Stack, rng: random.Random) -> None:
     webhooks = Counter(e["event_id"] for e in stack.stream(WEBHOOKS) if e["org_id"] in orgs)
     assert webhooks == Counter(w for m in models for w in m.webhooks)
     runs = {r.id: (r.status, r.last_step) for r in stack.rows(
-        "select id, status, last_step from flow_runs where org_id in (:a, :b)", a=shop_org, b=verify_org)}
+        "select id, status, last_step from flow_runs where org_id in (:a, :b, :c)", a=shop_org, b=verify_org,
+        c=echo_org)}
     assert runs == {run_id: state for m in models for run_id, state in m.runs.items()}
     attributes = {(r.org_id, r.phone): r.attributes for r in stack.rows(
-        "select org_id, phone, attributes from contacts where org_id in (:a, :b)", a=shop_org, b=verify_org)}
+        "select org_id, phone, attributes from contacts where org_id in (:a, :b, :c)", a=shop_org, b=verify_org,
+        c=echo_org)}
     assert attributes == {(m.org_id, m.phone): m.attributes for m in models if m.attributes}
     assert stack.redis.xpending(INCOMING, "engine")["pending"] == 0
     assert [k for k in stack.redis.scan_iter("fe:lane:*") if not k.endswith((":lock", ":armed"))] == []
     assert stack.stream(DLQ) == []
+    assert list(stack.redis.scan_iter("fe:held:*")) == []  # every held message was released
     assert sum(kills.values()) >= 3, kills
     report = {"events": sum(len(p[1]) for p in plans), "contacts": CONTACTS, "kills": dict(kills),
+              "held_at_most": max(m.most_held for m in models),
               "outbox": len(outbox), "webhooks": sum(webhooks.values()), "runs": len(runs), "lost": 0, "duplicated": 0}
     print("chaos:", json.dumps(report))

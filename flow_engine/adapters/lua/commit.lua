@@ -10,6 +10,7 @@
 --                   ["d", key] delete a key (the seen mark of a dead-lettered message, so it can be re-published)
 --                   ["f", shard, record (hex), first slot, last slot] forget a message id: remove its 12-byte
 --                   record from fe:dedupe:{slot}:{shard} of those slots (adapters/dedupe.py)
+--                   ["q", key, item] hold a message (RPUSH) | ["o", key, n] release the n oldest (LPOP)
 -- ARGV[7] lane id (removed from the set of lanes holding events when the lane empties)
 -- The stats hash keeps `waits`, the number of wait keys, for the pending-waits gauge.
 -- Returns -1 when the lane is no longer held, else the events left in the lane (0: disarmed).
@@ -55,6 +56,10 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
         start = at + 1
       end
     end
+  elseif kind == 'q' then
+    redis.call('RPUSH', op[2], op[3])
+  elseif kind == 'o' then
+    redis.call('LPOP', op[2], op[3])
   end
 end
 if earliest ~= nil then

@@ -1,0 +1,239 @@
+"""Running the steps of one run from a position, collecting effects, until it ends or pauses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from flow_engine.core.control import Control
+from flow_engine.core.graph import (
+    Delay,
+    Flow,
+    Invalid,
+    SendMedia,
+    SendTemplate,
+    SendText,
+    SetAttribute,
+    WaitForReply,
+    Webhook,
+)
+from flow_engine.core.ids import derive
+from flow_engine.core.inbound import Event, Message
+from flow_engine.core.outcome import (
+    AttributeWrite,
+    Contact,
+    Effect,
+    FlowFailure,
+    OutboxMessage,
+    Outcome,
+    RunRecord,
+    RunStatus,
+    Timer,
+    WaitState,
+    WebhookEvent,
+)
+from flow_engine.core.template import placeholder_values, render, render_deep
+
+
+class Execution:
+    """One event's work on one run: the steps it runs and everything they cause."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        event: Event,
+        contact: Contact,
+        now_ms: int,
+        control: Control,
+        *,
+        run_id: str,
+        intent: str,
+        text: str,
+        wait_before: WaitState | None,
+        timers_cancel: tuple[Timer, ...] = (),
+        steps_before: int = 0,
+        ended: RunRecord | None = None,
+    ) -> None:
+        self.flow, self.event, self.now_ms, self.control = flow, event, now_ms, control
+        self.run_id, self.intent, self.text = run_id, intent, text
+        self.wait_before, self.timers_cancel, self.ended = wait_before, timers_cancel, ended
+        self.phone = contact.phone or event.contact
+        self.new_name = new_name(event, contact)
+        # The stored name wins; a new contact is greeted by its WhatsApp profile name.
+        self.name = contact.name or (event.name or "" if isinstance(event, Message) else "")
+        self.attributes = dict(contact.attributes)
+        self.trace_id = derive(event.key, "trace")
+        self.effects: list[Effect] = []
+        self.sent = 0
+        self.webhooks_sent = 0
+        self.steps = steps_before  # run since the contact last spoke: a timer-driven loop adds up too
+        self._values: dict[str, Any] | None = None
+
+    def values(self) -> dict[str, Any]:
+        if self._values is None:
+            self._values = placeholder_values(self.name, self.phone, self.attributes, self.text)
+        return self._values
+
+    def fill(self, value: Any, templated: bool) -> Any:
+        """A step's JSON value with its placeholders rendered (shared as is when it has none)."""
+        return render_deep(value, self.values()) if templated else value
+
+    def send(self, kind: Literal["text", "template", "media"], content: Any) -> None:
+        self.sent += 1
+        self.effects.append(
+            OutboxMessage(
+                org_id=self.event.org_id,
+                channel_id=self.event.channel_id,
+                to=self.event.contact,
+                type=kind,
+                content=content,
+                client_id=derive(self.event.key, "out", self.sent - 1),
+                trace_id=self.trace_id,
+                orig_text=self.text,
+                run_id=self.run_id,
+            )
+        )
+
+    def run_from(self, path: str, start: int) -> Outcome:
+        steps = self.flow.paths.get(path, ())
+        last = f"{path}:{max(start - 1, 0)}"
+        stop = start + self.control.max_steps - self.steps  # the loop guard: the first index past the cap
+        for index in range(start, len(steps)):
+            step = steps[index]
+            last = f"{path}:{index}"
+            if index >= stop:
+                self.steps += index - start
+                return self.fail(last, f"paths.{path}[{index}]: loop-limit: more than {self.control.max_steps} "
+                                       "steps without a reply from the contact", code="loop-limit")
+            if isinstance(step, SendText):
+                self.send("text", render(step.text, self.values()))
+            elif isinstance(step, SendTemplate):
+                components = self.fill(step.components, step.templated)
+                self.send("template", {"name": step.name, "language": step.language, "components": components})
+            elif isinstance(step, SendMedia):
+                self.send("media", self.fill(step.media, step.templated))
+            elif isinstance(step, Webhook):
+                self.webhook(path, index, self.fill(step.data, step.templated))
+            elif isinstance(step, SetAttribute):
+                value = self.fill(step.value, step.templated)
+                self.attributes[step.key] = value
+                self.effects.append(AttributeWrite(step.key, value))
+                self._values = None
+            elif isinstance(step, Delay):
+                self.steps += index - start + 1
+                return self.pause(path, index, "delay", step.ms, None)
+            elif isinstance(step, WaitForReply):
+                self.steps += index - start + 1
+                return self.pause(path, index, "reply", step.timeout_ms, step)
+            elif isinstance(step, Invalid):
+                self.steps += index - start + 1
+                return self.fail(last, step.problem)
+        self.steps += max(len(steps) - start, 0)
+        return self.finish("completed", last, None)
+
+    def webhook(self, path: str, index: int, data: Any) -> None:
+        self.webhooks_sent += 1
+        self.effects.append(
+            WebhookEvent(
+                org_id=self.event.org_id,
+                event_id=derive(self.event.key, "webhook", self.webhooks_sent - 1),
+                ts_ms=self.now_ms,
+                body={
+                    "flow_id": self.flow.id,
+                    "run_id": self.run_id,
+                    "path": path,
+                    "step_index": index,
+                    "data": data,
+                    "input_text": self.text,
+                    "contact_phone": self.phone,
+                    "channel_id": self.event.channel_id,
+                },
+            )
+        )
+
+    def pause(
+        self, path: str, index: int, kind: Literal["reply", "delay"], after_ms: int | None, step: WaitForReply | None
+    ) -> Outcome:
+        token = derive(self.event.key, "timer", size_bytes=8)  # short: it is kept twice per pending wait
+        due_ms = None if after_ms is None else self.now_ms + after_ms
+        expires = False
+        if kind == "reply":  # a reply wait always has a timer: its own timeout, or the run's expiry first
+            expire_ms = self.now_ms + self.control.expire_ms(self.flow)
+            if due_ms is None or expire_ms < due_ms:
+                due_ms, expires = expire_ms, True
+        wait = WaitState(
+            run_id=self.run_id,
+            flow_id=self.flow.id,
+            flow_version=self.flow.version,
+            path=path,
+            index=index,
+            kind=kind,
+            token=token,
+            due_ms=due_ms,
+            trigger_text=self.text,
+            intent=self.intent,
+            expires=expires,
+            steps=self.steps,
+        )
+        timers = () if due_ms is None else (timer_of(wait, self.event),)
+        waiting_for: dict[str, Any] = {"kind": kind, "step": f"{path}:{index}", "token": token, "due_ms": due_ms}
+        if step is not None:
+            waiting_for.update(pattern=step.pattern, timeout_path=step.timeout_path, expires=expires)
+        return self.finish("running", f"{path}:{index}", wait, timers, waiting_for)
+
+    def fail(self, last_step: str, problem: str, code: str = "flow-error") -> Outcome:
+        return self.finish("failed", last_step, None, error=problem, code=code)
+
+    def finish(
+        self,
+        status: RunStatus,
+        last_step: str,
+        wait_after: WaitState | None,
+        timers_add: tuple[Timer, ...] = (),
+        waiting_for: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        code: str = "flow-error",
+    ) -> Outcome:
+        context: dict[str, Any] = {
+            "intent": self.intent,
+            "contact": self.event.contact,
+            "channel_id": self.event.channel_id,
+            "trigger_text": self.text,
+            "waiting_for": waiting_for,
+        }
+        if status != "running":
+            context["ended"] = status if error is None else code
+        if error is not None:
+            context["error"] = error
+        return Outcome(
+            event_key=self.event.key,
+            effects=tuple(self.effects),
+            contact_name=self.new_name,
+            wait_before=self.wait_before,
+            wait_after=wait_after,
+            timers_add=timers_add,
+            timers_cancel=self.timers_cancel,
+            run=RunRecord(self.run_id, self.flow.id, self.flow.version, status, last_step, context),
+            failure=None if error is None else FlowFailure(code, error),
+            ended=self.ended,
+        )
+
+
+def timer_of(wait: WaitState, event: Event) -> Timer:
+    """The timer that resumes `wait` (which must have a due time)."""
+    assert wait.due_ms is not None
+    return Timer(
+        token=wait.token,
+        due_ms=wait.due_ms,
+        org_id=event.org_id,
+        channel_id=event.channel_id,
+        contact=event.contact,
+        run_id=wait.run_id,
+        reason=wait.timer_reason,
+    )
+
+
+def new_name(event: Event, contact: Contact) -> str | None:
+    """The WhatsApp profile name to record on a contact that has no name yet."""
+    name = event.name if isinstance(event, Message) else None
+    return name if name and not contact.name else None
