@@ -152,15 +152,15 @@ def test_commit_applies_effects_and_trims_only_while_holding_the_lane(r: Any, sc
 def test_commit_holds_and_releases_messages_in_order_with_the_lane_trim(r: Any, scripts: Scripts) -> None:
     held = Keys.held("acme", "ch:1", "521")
     assert held == "fe:held:acme:ch%3A1:521"
-    r.rpush(Keys.lane(5), "m1", "m2", "m3")
-    r.set(Keys.lane_lock(5), "holder")
+    r.rpush(Keys.lane("acme:5"), "m1", "m2", "m3")
+    r.set(Keys.lane_lock("acme:5"), "holder")
     hold = [["q", held, "m1"], ["q", held, "m2"]]
-    assert commit(scripts, 5, "intruder", 2, hold) == -1  # fenced: nothing is held, nothing trimmed
-    assert r.exists(held) == 0 and r.llen(Keys.lane(5)) == 3
-    assert commit(scripts, 5, "holder", 2, hold) == 1
-    assert r.lrange(held, 0, -1) == ["m1", "m2"] and r.lrange(Keys.lane(5), 0, -1) == ["m3"]
+    assert commit(scripts, "acme:5", "intruder", 2, hold) == -1  # fenced: nothing is held, nothing trimmed
+    assert r.exists(held) == 0 and r.llen(Keys.lane("acme:5")) == 3
+    assert commit(scripts, "acme:5", "holder", 2, hold) == 1
+    assert r.lrange(held, 0, -1) == ["m1", "m2"] and r.lrange(Keys.lane("acme:5"), 0, -1) == ["m3"]
     # The resume that ends the delay releases the oldest first; a message arriving with it is held behind.
-    assert commit(scripts, 5, "holder", 1, [["o", held, 1], ["q", held, "m3"], ["o", held, 1]]) == 0
+    assert commit(scripts, "acme:5", "holder", 1, [["o", held, 1], ["q", held, "m3"], ["o", held, 1]]) == 0
     assert r.lrange(held, 0, -1) == ["m3"]
 
 
