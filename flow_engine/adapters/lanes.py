@@ -40,9 +40,18 @@ def decode(raw: str) -> Item:
 
 
 def source_fields(client: RedisClient, item: Item) -> Mapping[str, str]:
-    """The original nf:incoming entry of `item`, for its DLQ entry (a stand-in if it was trimmed)."""
+    """The original nf:incoming entry of `item`, for its DLQ entry. When the stream was trimmed
+    meanwhile (a message held for hours during a delay), a stand-in that replays the same message:
+    the simple payload shape with its text, contact, name and WhatsApp id."""
     entries = client.xrange(INCOMING, min=item.stream_id, max=item.stream_id)
     if entries:
         return dict(entries[0][1])
     event = item.event
-    return {"org_id": event.org_id, "channel_id": event.channel_id, "trimmed": "original entry no longer in stream"}
+    fields = {"org_id": event.org_id, "channel_id": event.channel_id, "trimmed": "original entry no longer in stream"}
+    if isinstance(event, Message):
+        contact = {"phone": event.contact, **({"name": event.name} if event.name else {})}
+        payload: dict[str, object] = {"text": event.text, "contact": contact}
+        if event.wa_message_id:
+            payload["id"] = event.wa_message_id
+        fields["payload"] = json.dumps(payload, ensure_ascii=False)
+    return fields

@@ -13,7 +13,7 @@ from flow_engine.adapters import dedupe, lanes
 from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, LANES, SECRET, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret, resume_sig, resume_signed
-from flow_engine.core.inbound import Message
+from flow_engine.core.inbound import Message, parse_entry
 from flow_engine.core.outcome import Timer
 
 GROUP = "engine"
@@ -227,11 +227,13 @@ def test_lane_items_carry_the_parsed_event_and_where_it_came_from() -> None:
 
 def test_the_source_of_a_lane_item_is_its_stream_entry(r: Any) -> None:
     entry_id = r.xadd(INCOMING, {"org_id": "acme", "payload": "{}"})
-    item = lanes.Item(entry_id, 0, Message(f"{entry_id}/0", "acme", "ch", "521", "x"))
+    item = lanes.Item(entry_id, 0, Message(f"{entry_id}/0", "acme", "ch", "521", "ñ x", "Ana", "wamid.7"))
     assert lanes.source_fields(r, item) == {"org_id": "acme", "payload": "{}"}
-    r.xdel(INCOMING, entry_id)
-    assert lanes.source_fields(r, item) == {"org_id": "acme", "channel_id": "ch",
-                                            "trimmed": "original entry no longer in stream"}
+    r.xdel(INCOMING, entry_id)  # trimmed: a stand-in that replays the same message
+    stand_in = lanes.source_fields(r, item)
+    assert stand_in == {"org_id": "acme", "channel_id": "ch", "trimmed": "original entry no longer in stream",
+                        "payload": '{"text": "ñ x", "contact": {"phone": "521", "name": "Ana"}, "id": "wamid.7"}'}
+    assert parse_entry("2-0", stand_in) == [Message("2-0/0", "acme", "ch", "521", "ñ x", "Ana", "wamid.7")]
 
 
 def test_commit_forgets_a_message_id_so_it_can_be_published_again(r: Any, scripts: Scripts) -> None:
