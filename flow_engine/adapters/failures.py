@@ -45,8 +45,8 @@ def log_text(exc: BaseException) -> str:
 
 def dlq_text(exc: BaseException) -> str:
     """For the DLQ entry (which holds the original payload anyway): the class and the first line of
-    the cause's message, which names the problem (`value too long for type character varying(256)`)
-    while its parameters and DETAIL lines are left out."""
+    the cause's message, which names the problem (`DataError: value too long for type character
+    varying(256)`) while its parameters and DETAIL lines are left out."""
     cause = _cause(exc)
     first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-    return f"{log_text(exc)}: {first}" if first else log_text(exc)
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
