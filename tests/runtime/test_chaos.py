@@ -1,5 +1,6 @@
 """Chaos: inbound events over many contacts, mixing the shop demo, verification and echo flows (delays,
-waits, replies, timeouts, messages held during delays), while a driver SIGKILLs a random process — a
+waits, replies, timeouts, messages held during delays) and a loud org's backlog as large as all the
+rest, while a driver SIGKILLs a random process — a
 bridge, a worker child, the whole worker, a timer loop — every 1 to 3 s and restarts it. Afterwards
 the streams and tables are checked against the model (tests/runtime/model.py): every expected outbox
 entry and webhook event exactly once, per-contact order, every run's final status, every attribute;
@@ -32,6 +33,11 @@ from tests.runtime.model import ContactModel
 EVENTS = int(os.environ.get("CHAOS_EVENTS", "1500"))
 CONTACTS = int(os.environ.get("CHAOS_CONTACTS", str(max(EVENTS // 10, 1))))
 ROUNDS = EVENTS // CONTACTS
+# A loud org: a backlog as large as all the others' traffic, written at once before the first round
+# (a campaign's replies), on a one-step flow, while the kills land and the other orgs go on.
+LOUD_EVENTS = int(os.environ.get("CHAOS_LOUD_EVENTS", str(EVENTS)))
+LOUD_CONTACTS = max(LOUD_EVENTS // 20, 1)
+ONE_STEP = {"nodes": [], "paths": {"path_default": [{"type": "action", "action": "send_text", "text": "ok"}]}}
 ROUND_S = float(os.environ.get("CHAOS_ROUND_S", "0.2"))  # faster than the engine: it works saturated, as kills land
 TIMEOUT_S = 8
 
@@ -115,15 +121,21 @@ def test_chaos(concurrency: int, redis_url: str, database_url: str, tmp_path: Pa
 
 
 def run_chaos(stack: Stack, rng: random.Random) -> None:
-    shop_org, verify_org, echo_org = new_org(), new_org(), new_org()
+    shop_org, verify_org, echo_org, loud_org = new_org(), new_org(), new_org(), new_org()
     verify_graph = graph_of("verification_code")
     verify_graph["paths"]["ask"][1]["timeout_seconds"] = TIMEOUT_S
     flows = {"shop": (shop_org, graph_of("shop_demo")), "verify": (verify_org, verify_graph),
-             "echo": (echo_org, ECHO)}
+             "echo": (echo_org, ECHO), "loud": (loud_org, ONE_STEP)}
     flow_ids = {kind: stack.load_flow(org, graph) for kind, (org, graph) in flows.items()}
     parsed = {kind: parse_flow(graph, flow_id=flow_ids[kind], version=1) for kind, (_org, graph) in flows.items()}
     plans = scripts(rng)
     models = [ContactModel(parsed[kind], flows[kind][0], "ch1", f"52100{n:07d}") for n, (kind, _) in enumerate(plans)]
+    loud = [ContactModel(parsed["loud"], loud_org, "ch1", f"52177{n:07d}") for n in range(LOUD_CONTACTS)]
+    pipe = stack.redis.pipeline(transaction=False)
+    for n in range(LOUD_EVENTS):
+        stack.send_later(pipe, loud_org, loud[n % LOUD_CONTACTS].phone, f"l{n}")
+    for n, entry_id in enumerate(pipe.execute()):
+        loud[n % LOUD_CONTACTS].message(entry_id, f"l{n}")
 
     kills: Counter[str] = Counter()
     stop = threading.Event()
@@ -138,10 +150,11 @@ def run_chaos(stack: Stack, rng: random.Random) -> None:
             for model, (_kind, messages), entry_id in zip(models, plans, pipe.execute(), strict=True):
                 model.message(entry_id, messages[round_no])
             time.sleep(max(0.0, ROUND_S - (time.monotonic() - began)))
+        models += loud
         for model in models:
             model.fire_timers()
         expected_outbox = sum(len(m.outbox) for m in models)
-        orgs = (shop_org, verify_org, echo_org)
+        orgs = (shop_org, verify_org, echo_org, loud_org)
         wait_for_outbox(stack, orgs, expected_outbox)
     finally:
         stop.set()
@@ -162,19 +175,20 @@ def run_chaos(stack: Stack, rng: random.Random) -> None:
     webhooks = Counter(e["event_id"] for e in stack.stream(WEBHOOKS) if e["org_id"] in orgs)
     assert webhooks == Counter(w for m in models for w in m.webhooks)
     runs = {r.id: (r.status, r.last_step) for r in stack.rows(
-        "select id, status, last_step from flow_runs where org_id in (:a, :b, :c)", a=shop_org, b=verify_org,
-        c=echo_org)}
+        "select id, status, last_step from flow_runs where org_id in (:a, :b, :c, :d)", a=shop_org, b=verify_org,
+        c=echo_org, d=loud_org)}
     assert runs == {run_id: state for m in models for run_id, state in m.runs.items()}
     attributes = {(r.org_id, r.phone): r.attributes for r in stack.rows(
-        "select org_id, phone, attributes from contacts where org_id in (:a, :b, :c)", a=shop_org, b=verify_org,
-        c=echo_org)}
+        "select org_id, phone, attributes from contacts where org_id in (:a, :b, :c, :d)", a=shop_org, b=verify_org,
+        c=echo_org, d=loud_org)}
     assert attributes == {(m.org_id, m.phone): m.attributes for m in models if m.attributes}
     assert stack.redis.xpending(INCOMING, "engine")["pending"] == 0
     assert [k for k in stack.redis.scan_iter("fe:lane:*") if not k.endswith((":lock", ":armed"))] == []
     assert stack.stream(DLQ) == []
     assert list(stack.redis.scan_iter("fe:held:*")) == []  # every held message was released
     assert sum(kills.values()) >= 3, kills
-    report = {"events": sum(len(p[1]) for p in plans), "contacts": CONTACTS, "kills": dict(kills),
+    report = {"events": sum(len(p[1]) for p in plans) + LOUD_EVENTS, "contacts": CONTACTS + LOUD_CONTACTS,
+              "loud_backlog": LOUD_EVENTS, "kills": dict(kills),
               "held_at_most": max(m.most_held for m in models),
               "outbox": len(outbox), "webhooks": sum(webhooks.values()), "runs": len(runs), "lost": 0, "duplicated": 0}
     print("chaos:", json.dumps(report))
