@@ -5,7 +5,10 @@ PostgreSQL). First the quiet org sends BENCH_QUIET_RATE (20) messages a second f
 (10) s: its latency alone. Then the loud org's BENCH_BLAST (60,000) messages over 6,000 contacts are
 written to nf:incoming as fast as Redis takes them while the quiet org goes on at the same rate until
 the blast is answered: its latency during the blast. Latency is inbound stream id to outbox entry id
-(both Redis's clock). The blast's drain time runs from its first entry to its last answer.
+(both Redis's clock). The blast's drain time runs from its first entry to its last answer. The
+quiet org's latency during the blast is also given for its messages sent once the bridge had handed
+the whole blast on to the loud org's lanes: what the lanes and queues decide, without the time the
+bridge takes to read past the blast in nf:incoming (read in order, one bridge at a time).
 Target (issue 14): quiet p99 during the blast <= 150 ms and <= 2x its p99 alone.
 """
 
@@ -101,7 +104,13 @@ def run() -> dict[str, Any]:
         blast_start_ms = int(time.time() * 1000)
         cpu_before, cpu_start = cpu_snapshot(stack), time.perf_counter()
 
+        handed_on_ms = [0]
+
         def write_blast() -> None:
+            if written[0] >= blast and not handed_on_ms[0]:
+                group = next(g for g in stack.redis.xinfo_groups(INCOMING) if g["name"] == "engine")
+                if group["lag"] == 0 and group["pending"] == 0:
+                    handed_on_ms[0] = int(time.time() * 1000)
             if written[0] < blast:
                 pipe = stack.redis.pipeline(transaction=False)
                 for n in range(written[0], min(written[0] + 2_000, blast)):
@@ -112,6 +121,8 @@ def run() -> dict[str, Any]:
         during.run_until("blast", lambda: during.loud_answers >= blast, write_blast)
         cpu = cpu_used(cpu_before, cpu_snapshot(stack), time.perf_counter() - cpu_start)
     quiet_alone, quiet_during = _summary(alone.latencies("alone")), _summary(during.latencies("blast"))
+    after_handoff = _summary(sorted(float(during.answered_ms[b] - during.sent_ms[b]) for b in during.sent_ms
+                                    if during.sent_ms[b] >= handed_on_ms[0] and b in during.answered_ms) or [0.0])
     drain_s = (during.last_loud_ms - blast_start_ms) / 1000
     ratio = quiet_during["p99"] / max(quiet_alone["p99"], 1.0)
     passed = quiet_during["p99"] <= TARGET_P99_MS and ratio <= 2
@@ -119,9 +130,12 @@ def run() -> dict[str, Any]:
     summary = (f"noisy neighbour: quiet org alone p50 {quiet_alone['p50']:.0f} ms p99 {quiet_alone['p99']:.0f} ms; "
                f"during a {blast:,}-message blast p50 {quiet_during['p50']:.0f} ms "
                f"p99 {quiet_during['p99']:.0f} ms "
-               f"({ratio:.1f}x alone; {'PASS' if passed else 'FAIL'} <= {TARGET_P99_MS:.0f} ms and 2x); blast drained "
+               f"({ratio:.1f}x alone; {'PASS' if passed else 'FAIL'} <= {TARGET_P99_MS:.0f} ms and 2x); once the blast "
+               f"was in its lanes ({(handed_on_ms[0] - blast_start_ms) / 1000:.1f} s after its first entry) p50 "
+               f"{after_handoff['p50']:.0f} ms p99 {after_handoff['p99']:.0f} ms; blast drained "
                f"in {drain_s:.1f} s ({blast / drain_s:,.0f} msg/s)"
                + "".join(" | " + warning for warning in cpu_warning(other_share)))
     return {"summary": summary, "passed": passed, "quiet_alone_ms": quiet_alone, "quiet_during_ms": quiet_during,
+            "quiet_after_handoff_ms": after_handoff, "handed_on_after_s": (handed_on_ms[0] - blast_start_ms) / 1000,
             "blast": blast, "blast_drain_s": drain_s, "blast_per_s": blast / drain_s, "quiet_rate": rate,
             "answered": {"alone": len(alone.answered_ms), "blast": len(during.answered_ms)}}
