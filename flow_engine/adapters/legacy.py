@@ -207,6 +207,8 @@ def _who(raw: str, suffix: str) -> tuple[str, str, str] | None:
 
 def convert_with_database(client: RedisClient, keys: Keys, database_url: str, *, dry_run: bool = False) -> Report:
     """`convert`, looking up active flows in the database (SchemaError when it lacks `flows`)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from flow_engine.adapters import schema
     from flow_engine.adapters.db import make_engine
     from flow_engine.adapters.store import FlowCache
@@ -215,5 +217,7 @@ def convert_with_database(client: RedisClient, keys: Keys, database_url: str, *,
     try:
         schema.require(engine, schema.FLOWS_READ)
         return convert(client, keys, FlowCache(engine, ttl_s=3600).active, dry_run=dry_run)
+    except SQLAlchemyError as exc:  # lost between the check and the lookups
+        raise schema.DatabaseUnreachable(f"database at {schema.safe_url(engine)}: {schema.one_line(exc)}") from None
     finally:
         engine.dispose()
