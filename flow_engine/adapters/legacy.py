@@ -13,7 +13,7 @@ were, on the org's active flow, under a run id derived from the old token.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,8 +148,7 @@ def convert(client: RedisClient, keys: Keys, active: ActiveFlow, *, dry_run: boo
     report.timers_found = len(members)
     timeouts = {(t.org_id, t.channel_id, t.contact): t for t in old_timers if t is not None and t.token}
     prefix = keys.wait_prefix + ":"
-    for key in client.scan_iter(match=prefix + "*", count=1000):
-        raw = client.get(key)
+    for key, raw in _values(client, prefix + "*"):
         if raw is None or not is_legacy_wait(raw):
             continue
         report.waits_found += 1
@@ -193,6 +192,18 @@ def convert(client: RedisClient, keys: Keys, active: ActiveFlow, *, dry_run: boo
         for start in range(0, len(ops), 500):  # a few hundred per call: Redis is never blocked for long
             script(keys=[keys.timers, STATS], args=[json.dumps(ops[start:start + 500], ensure_ascii=False)])
     return report
+
+
+def _values(client: RedisClient, pattern: str, page: int = 1000) -> Iterator[tuple[str, str | None]]:
+    """(key, value) of every key matching `pattern`, a page per round trip (a million waits may be there)."""
+    keys: list[str] = []
+    for key in client.scan_iter(match=pattern, count=page):
+        keys.append(key)
+        if len(keys) >= page:
+            yield from zip(keys, client.mget(keys), strict=True)
+            keys = []
+    if keys:
+        yield from zip(keys, client.mget(keys), strict=True)
 
 
 def _who(raw: str, suffix: str) -> tuple[str, str, str] | None:
