@@ -91,8 +91,9 @@ def convert_leftover_timers(settings: settings_module.Settings) -> None:
     except redis.RedisError as exc:  # the loop waits for Redis; `flow-engine state migrate` converts later
         log.warning("timer loop: cannot look for the previous engine's timers: %s", exc)
         return
-    except schema.SchemaError as exc:
-        print(f"flow-engine scheduler: {exc}", file=sys.stderr)
+    except schema.SchemaError as exc:  # converting needs the orgs' active flows: better late than wrong
+        print(f"flow-engine scheduler: the previous engine's timers wait to be converted, and {exc}",
+              file=sys.stderr)
         sys.exit(2)
     finally:
         client.close()

@@ -13,7 +13,7 @@ were, on the org's active flow, under a run id derived from the old token.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,8 +148,7 @@ def convert(client: RedisClient, keys: Keys, active: ActiveFlow, *, dry_run: boo
     report.timers_found = len(members)
     timeouts = {(t.org_id, t.channel_id, t.contact): t for t in old_timers if t is not None and t.token}
     prefix = keys.wait_prefix + ":"
-    for key in client.scan_iter(match=prefix + "*", count=1000):
-        raw = client.get(key)
+    for key, raw in _values(client, prefix + "*"):
         if raw is None or not is_legacy_wait(raw):
             continue
         report.waits_found += 1
@@ -195,6 +194,18 @@ def convert(client: RedisClient, keys: Keys, active: ActiveFlow, *, dry_run: boo
     return report
 
 
+def _values(client: RedisClient, pattern: str, page: int = 1000) -> Iterator[tuple[str, str | None]]:
+    """(key, value) of every key matching `pattern`, a page per round trip (a million waits may be there)."""
+    keys: list[str] = []
+    for key in client.scan_iter(match=pattern, count=page):
+        keys.append(key)
+        if len(keys) >= page:
+            yield from zip(keys, client.mget(keys), strict=True)
+            keys = []
+    if keys:
+        yield from zip(keys, client.mget(keys), strict=True)
+
+
 def _who(raw: str, suffix: str) -> tuple[str, str, str] | None:
     """(org, channel, contact) of an old wait: from its value, else from its key."""
     try:
@@ -207,6 +218,8 @@ def _who(raw: str, suffix: str) -> tuple[str, str, str] | None:
 
 def convert_with_database(client: RedisClient, keys: Keys, database_url: str, *, dry_run: bool = False) -> Report:
     """`convert`, looking up active flows in the database (SchemaError when it lacks `flows`)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from flow_engine.adapters import schema
     from flow_engine.adapters.db import make_engine
     from flow_engine.adapters.store import FlowCache
@@ -215,5 +228,7 @@ def convert_with_database(client: RedisClient, keys: Keys, database_url: str, *,
     try:
         schema.require(engine, schema.FLOWS_READ)
         return convert(client, keys, FlowCache(engine, ttl_s=3600).active, dry_run=dry_run)
+    except SQLAlchemyError as exc:  # lost between the check and the lookups
+        raise schema.DatabaseUnreachable(f"database at {schema.safe_url(engine)}: {schema.one_line(exc)}") from None
     finally:
         engine.dispose()

@@ -9,7 +9,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import redis
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
@@ -166,3 +168,25 @@ def test_a_column_lost_while_running_holds_the_traffic_until_db_upgrade(redis_ur
                 ("5215550301", "ch1")]
         finally:
             stack.stop()
+
+
+def test_the_timer_loop_refuses_to_fire_old_timers_it_cannot_convert(redis_url: str) -> None:
+    """Old timers need the orgs' active flows: without the engine's tables, one line and exit 2."""
+    client: Any = redis.Redis.from_url(redis_url, decode_responses=True)  # replies are str
+    member = json.dumps({"payload": "{}", "org_id": "o", "contact_phone": "1",
+                         "engine_resume": json.dumps({"path": "p", "index": 1})})
+    client.zadd("nf:incoming:scheduled", {member: 1_764_072_000})
+    try:
+        with platform_database(schema=False) as url:
+            env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url}
+            loop = subprocess.run([str(Path(sys.executable).parent / "flow-engine"), "scheduler"], env=env,
+                                  capture_output=True, text=True, timeout=60)
+        assert loop.returncode == 2
+        assert loop.stderr.strip() == (
+            f"flow-engine scheduler: the previous engine's timers wait to be converted, and database at {url} "
+            "lacks flows: run `flow-engine db upgrade` (it adds only what is missing)")
+        assert client.zscore("nf:incoming:scheduled", member) == 1_764_072_000  # not fired
+        assert not [f for _id, f in client.xrange("nf:incoming") if "engine_resume" in f]
+    finally:
+        client.delete("nf:incoming:scheduled")
+        client.close()

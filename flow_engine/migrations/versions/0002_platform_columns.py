@@ -25,8 +25,11 @@ JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 
 def _columns() -> dict[str, list[sa.Column]]:  # type: ignore[type-arg]
     """Every column the engine reads or writes, as 0001 creates it (but nullable)."""
+    # SQLite cannot add a column whose default is not a constant.
+    now = sa.func.now() if op.get_bind().dialect.name == "postgresql" else None
+
     def stamp(name: str) -> sa.Column:  # type: ignore[type-arg]
-        return sa.Column(name, TIMESTAMP, server_default=sa.func.now())
+        return sa.Column(name, TIMESTAMP, server_default=now)
 
     return {
         "flows": [
