@@ -19,7 +19,7 @@ def test_dead_lettering_the_head_forgets_its_seen_mark(redis_url: str, database_
     org = new_org()
     stream_id = r.xadd(INCOMING, {"org_id": org, "channel_id": "ch1", "payload": "{}"})
     message = Message(f"{stream_id}/0", org, "ch1", "5215550401", "hola", wa_message_id="wamid.DLQ1")
-    lane = 3
+    lane = Keys.lane_id(org, 3)
     r.delete(Keys.lane(lane))
     r.rpush(Keys.lane(lane), lanes.encode(stream_id, 0, message))
     r.set(Keys.seen(org, "wamid.DLQ1"), "1")
