@@ -28,6 +28,7 @@ from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.bridge")
 Entry = tuple[bytes, dict[bytes, bytes]]
+FORMER_SEEN_EVERY_MS = 600_000
 
 
 
@@ -41,6 +42,8 @@ class Bridge:
         self.leader = False
         self.must_recover = False  # entries read but maybe not handed on are pending: re-read them
         self.secret: bytes | None = None  # the engine's secret (adapters/signing.py), read once Redis answers
+        self.former_seen_checked_ms = -FORMER_SEEN_EVERY_MS  # when keys of the former dedupe layout were looked for
+        self.former_seen = True
 
     def ensure_group(self) -> None:
         try:
@@ -104,13 +107,21 @@ class Bridge:
         self.hand_on(entries)
         return len(entries)
 
+    def seen_arg(self) -> Callable[[str, str], bytes]:
+        """How message ids are checked for duplicates: with the former layout's keys while any is left."""
+        at_ms = now_ms()
+        if self.former_seen and at_ms - self.former_seen_checked_ms >= FORMER_SEEN_EVERY_MS:
+            self.former_seen_checked_ms = at_ms
+            self.former_seen = dedupe.former_keys_left(self.redis)
+        return dedupe.seen_arg if self.former_seen else dedupe.seen_arg_new
+
     def hand_on(self, entries: Sequence[Entry]) -> None:
         if self.secret is None:
             self.secret = load_secret(self.redis)
-        routed = route(entries, self.settings.lanes, dedupe.seen_arg, self.secret)
+        routed = route(entries, self.settings.lanes, self.seen_arg(), self.secret)
         if routed.forged and load_secret(self.redis) != self.secret:  # the secret was deleted and made anew
             self.secret = load_secret(self.redis)
-            routed = route(entries, self.settings.lanes, dedupe.seen_arg, self.secret)
+            routed = route(entries, self.settings.lanes, self.seen_arg(), self.secret)
         if routed.forged:
             log.warning("bridge: %s timer resumes without the timer loop's signature ignored (forged-resume)",
                         routed.forged)

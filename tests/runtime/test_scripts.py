@@ -75,7 +75,7 @@ def test_handoff_drops_a_whatsapp_id_seen_before_and_counts_it(r: Any, scripts: 
     assert r.hget(STATS, "ignored:duplicate") == "1"
     shard = int.from_bytes(seen[:2], "big")
     assert r.strlen(f"fe:dedupe:7:{shard}") == 12  # the record, and nothing else
-    assert 0 < r.ttl(f"fe:dedupe:7:{shard}") <= 5 * 900
+    assert 0 < r.ttl(f"fe:dedupe:7:{shard}") <= 3 * 900
 
 
 def test_handoff_remembers_an_id_for_the_window_and_then_forgets_it(r: Any, scripts: Scripts) -> None:
@@ -88,10 +88,14 @@ def test_handoff_remembers_an_id_for_the_window_and_then_forgets_it(r: Any, scri
         flat = [entry, 1, "acme:0", "item", arg]
         return int(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES],
                                    args=[GROUP, "me", 5000, 900, 1000, LANE_PREFIX, slot, *flat])[1])
-    assert [once(10, seen), once(10, other), once(12, seen), once(14, seen), once(15, seen)] == [0, 0, 1, 1, 0]
-    # Ids of the former layout (a key each) still count as seen until they expire.
+    assert [once(10, seen), once(10, other), once(11, seen), once(12, seen), once(13, seen)] == [0, 0, 1, 1, 0]
+    # Ids of the former layout (a key each) still count as seen until they expire, while the bridge
+    # knows some are left.
+    assert not dedupe.former_keys_left(r)
     r.set(Keys.seen("acme", "wamid.old"), "1")
+    assert dedupe.former_keys_left(r)
     assert once(15, dedupe.seen_arg("acme", "wamid.old")) == 1
+    assert once(15, dedupe.seen_arg_new("acme", "wamid.old")) == 0
 
 
 def test_handoff_counts_entries_without_events(r: Any, scripts: Scripts) -> None:

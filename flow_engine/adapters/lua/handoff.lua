@@ -5,9 +5,9 @@
 -- ARGV[6] lane key prefix   ARGV[7] current dedupe slot   ARGV[8..] per entry: stream id, event count N, then N times lane, item, seen
 --   or "" (no WhatsApp message id), or for N = 0 the reason the entry is ignored ("receipt",
 --   "forged-resume"), counted in the stats hash as ignored:<reason> (flat arguments: the items are JSON)
--- A seen argument is 2 bytes of shard, a 12-byte record, then a key of the former layout (adapters/dedupe.py):
--- a message is a duplicate when its record is in fe:dedupe:{slot}:{shard} of the last 5 slots, or the
--- former key exists; else its record is appended to the current slot.
+-- A seen argument is 2 bytes of shard, a 12-byte record, then maybe a key of the former layout
+-- (adapters/dedupe.py): a message is a duplicate when its record is in fe:dedupe:{slot}:{shard} of the
+-- last 3 slots, or the former key exists; else its record is appended to the current slot.
 -- Returns {events pushed, duplicates dropped, receipts, forged resumes,
 --          ids of the lanes that were armed (need a worker)...}
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then
@@ -27,14 +27,14 @@ end
 local function seen_before(seen)
   local shard = ':' .. (string.byte(seen, 1) * 256 + string.byte(seen, 2))
   local record = string.sub(seen, 3, 14)
-  for s = slot - 4, slot do
+  for s = slot - 2, slot do
     local blob = redis.call('GET', 'fe:dedupe:' .. s .. shard)
     if blob and holds(blob, record) then return true end
   end
-  if redis.call('EXISTS', string.sub(seen, 15)) == 1 then return true end
+  if #seen > 14 and redis.call('EXISTS', string.sub(seen, 15)) == 1 then return true end
   local key = 'fe:dedupe:' .. slot .. shard
   if redis.call('APPEND', key, record) == 12 then
-    redis.call('EXPIRE', key, 5 * slot_s)
+    redis.call('EXPIRE', key, 3 * slot_s)
   end
   return false
 end
