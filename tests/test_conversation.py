@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flow_engine.adapters.effects import WAIT_FIELDS, dump_wait, load_wait
+from flow_engine.core.assets import asset_kind
 from flow_engine.core.control import Control
 from flow_engine.core.conversation import OneFlow, handle
 from flow_engine.core.graph import parse_flow
@@ -149,3 +150,11 @@ def test_a_timer_of_a_wait_stored_by_the_previous_engine_still_resumes_it() -> N
     paused = load_wait(json.dumps(["run2", "d", 1, "p", 0, "delay", "tik", 1000, "hola", "default"]))
     resumed = interpret(delay, Resume("timer:tik", "acme", "ch1", "5215550001", "tik", "delay"), paused, CONTACT, 1000)
     assert [m.content for m in resumed.outbox] == ["luego"]
+
+
+def test_asset_kinds_follow_the_extension_of_the_links_path() -> None:
+    assert [asset_kind(link) for link in (
+        "https://cdn.example.org/a.JPEG#top", "https://cdn.example.org/informe.PDF?dl=1", "https://x.org/v/clip.3gp",
+        "https://x.org/nota.m4a", "https://x.org/tabla.xlsx", "https://x.org/archivo.tar.gz", "https://x.org/v.mp4/",
+        "https://x.org.mp4", "sin-extension")] == [
+        "image", "document", "video", "audio", "document", "image", "image", "image", "image"]

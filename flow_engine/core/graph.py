@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flow_engine.core.assets import asset_kind
 from flow_engine.core.graph_strings import string_problems
 from flow_engine.core.intents import Keywords, compile_keywords, normalize_word
 from flow_engine.core.patterns import PatternError, compile_pattern
@@ -24,22 +25,6 @@ MAX_DURATION_MS = 366 * 86_400_000  # a year: longer pauses are mistakes (and wo
 DURATION_FIELDS = ("seconds", "sec", "ms")
 TIMEOUT_FIELDS = ("seconds", "timeout_seconds")
 MAX_EXPIRE_MIN = 366 * 24 * 60  # as MAX_DURATION_MS
-# send_media "asset": the kind follows the link's file extension; anything else is an image, as the
-# platform's builder flows expect (SPEC §5.1).
-ASSET_KINDS = {
-    **dict.fromkeys(("jpg", "jpeg", "png", "webp"), "image"),
-    **dict.fromkeys(("mp4", "3gp"), "video"),
-    **dict.fromkeys(("mp3", "ogg", "opus", "amr", "aac", "m4a"), "audio"),
-    **dict.fromkeys(("pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "txt", "csv"), "document"),
-}
-
-
-def asset_kind(link: str) -> str:
-    """The media kind of an asset link, from the extension of its path (query and fragment ignored)."""
-    path = link.split("#", 1)[0].split("?", 1)[0]
-    name = path.rsplit("/", 1)[-1]
-    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return ASSET_KINDS.get(extension, "image")
 
 
 @dataclass(frozen=True)
