@@ -21,10 +21,11 @@ dropped in the end) and Redis database BENCH_REDIS_DB (default 2, FLUSHDB before
    are spread over the whole backlog). Texts alternate between the pricing path (template + media +
    webhook) and the fallback path (one text), so each message produces output at once; every 10th
    contact says "hola" as its LAST message (greeting: a text, a 1.5 s delay, then an attribute and a
-   second text). A greeting's delay would swallow later messages of the contact (run-busy), hence
-   "last". The resumes of those delays arrive ~1.5 s after their greeting and are not part of the timed
-   window; the round then waits for them (timers ZSET empty, settled again) and checks the totals:
-   outbox and webhook entries as expected, one flow run per message, nothing in the DLQ.
+   second text). A greeting's delay would hold the contact's later messages until it ends (they would
+   be answered after the timed window), hence "last". The resumes of those delays arrive ~1.5 s after
+   their greeting and are not part of the timed window; the round then waits for them (timers ZSET
+   empty, settled again) and checks the totals: outbox and webhook entries as expected, one flow run
+   per message, nothing in the DLQ.
 
    Then, in the same invocation: one more round with Celery task events on (the worker started with
    `-E`, and a real Flower process consuming them when BENCH_FLOWER is not 0), and the two baselines of

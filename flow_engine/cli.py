@@ -424,7 +424,7 @@ def status(as_json: bool, no_workers: bool) -> None:
         ("lanes", f"{state.lanes_backlog} events waiting for a worker{busiest}"),
         ("timers", f"{state.scheduled} scheduled, " + (
             f"the most overdue late by {state.oldest_overdue_ms} ms" if state.oldest_overdue_ms else "none overdue")),
-        ("waits", f"{state.waits} runs paused"),
+        ("waits", f"{state.waits} runs paused, {state.held} messages held during delays"),
         ("bridge", f"led by {state.bridge}" if state.bridge else "none running"),
         ("ignored", ", ".join(f"{reason} {count}" for reason, count in state.ignored.items()) or "none"),
         *((name, _stream_row(facts)) for name, facts in state.streams.items()),

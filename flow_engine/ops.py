@@ -29,6 +29,7 @@ class Status:
     scheduled: int
     oldest_overdue_ms: int  # how late the most overdue timer is (0: none is due)
     waits: int
+    held: int  # messages held until their contact's run leaves a delay
     dlq: int
     bridge: str | None  # the consumer holding the bridge lease
     workers: list[str] | None  # None: not asked
@@ -77,6 +78,7 @@ def status(settings: Settings, client: RedisClient, workers: list[str] | None) -
         scheduled=int(scheduled),
         oldest_overdue_ms=overdue,
         waits=int(stats.get("waits") or 0),
+        held=int(stats.get("held") or 0),
         dlq=int(dlq),
         bridge=lease.split(":", 1)[0] if lease else None,
         workers=workers,

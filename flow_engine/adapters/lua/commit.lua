@@ -12,7 +12,8 @@
 --                   record from fe:dedupe:{slot}:{shard} of those slots (adapters/dedupe.py)
 --                   ["q", key, item] hold a message (RPUSH) | ["o", key, n] release the n oldest (LPOP)
 -- ARGV[7] lane id (removed from the set of lanes holding events when the lane empties)
--- The stats hash keeps `waits`, the number of wait keys, for the pending-waits gauge.
+-- The stats hash keeps `waits`, the number of wait keys, for the pending-waits gauge, and `held`,
+-- the messages held during delays, for `flow-engine status`.
 -- Returns -1 when the lane is no longer held, else the events left in the lane (0: disarmed).
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return -1
@@ -58,8 +59,10 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
     end
   elseif kind == 'q' then
     redis.call('RPUSH', op[2], op[3])
+    redis.call('HINCRBY', KEYS[5], 'held', 1)
   elseif kind == 'o' then
-    redis.call('LPOP', op[2], op[3])
+    local released = redis.call('LPOP', op[2], op[3])
+    if released then redis.call('HINCRBY', KEYS[5], 'held', -#released) end
   end
 end
 if earliest ~= nil then
