@@ -163,9 +163,10 @@ def test_commit_holds_and_releases_messages_in_order_with_the_lane_trim(r: Any, 
     assert r.exists(held) == 0 and r.llen(Keys.lane("acme:5")) == 3
     assert commit(scripts, "acme:5", "holder", 2, hold) == 1
     assert r.lrange(held, 0, -1) == ["m1", "m2"] and r.lrange(Keys.lane("acme:5"), 0, -1) == ["m3"]
+    assert r.hget(STATS, "held") == "2"  # what `flow-engine status` shows
     # The resume that ends the delay releases the oldest first; a message arriving with it is held behind.
     assert commit(scripts, "acme:5", "holder", 1, [["o", held, 1], ["q", held, "m3"], ["o", held, 1]]) == 0
-    assert r.lrange(held, 0, -1) == ["m3"]
+    assert r.lrange(held, 0, -1) == ["m3"] and r.hget(STATS, "held") == "1"
 
 
 def test_commit_wakes_the_timer_loop_only_for_an_earlier_timer(r: Any, scripts: Scripts) -> None:
