@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from flow_engine.adapters import lanes as lane_items
-from flow_engine.adapters.keys import Keys
+from flow_engine.adapters.keys import Keys, part
 from flow_engine.adapters.signing import is_replay, replay_signed, resume_signed
-from flow_engine.core.inbound import InvalidPayload, Message, lane_key, parse_entry
+from flow_engine.core.inbound import Event, InvalidPayload, Message, lane_key, parse_entry
 
 # An org with at most this many events in one read of the bridge (up to FLOW_ENGINE_READ_BATCH
 # entries) is having conversations: a lane of it that gets armed is served before the busy lanes'
@@ -67,10 +67,10 @@ def decode_fields(raw: Mapping[bytes, bytes]) -> dict[str, str]:
 
 
 def _entry_args(stream_id: str, raw_fields: Mapping[bytes, bytes], lanes: int, seen_arg: Callable[[str, str], bytes],
-                secret: bytes) -> tuple[list[str | int | bytes], int]:
+                secret: bytes) -> tuple[list[str | int | bytes], list[Event]]:
     """The hand-off arguments of one entry and its event count; raises InvalidPayload."""
     if b"engine_resume" in raw_fields and not resume_signed(secret, raw_fields):
-        return [stream_id, 0, "forged-resume"], 0
+        return [stream_id, 0, "forged-resume"], []
     replay = is_replay(raw_fields)
     if replay and not replay_signed(secret, raw_fields):
         raise InvalidPayload("replay_* fields without the engine's signature (only `flow-engine dlq replay` "
@@ -78,7 +78,7 @@ def _entry_args(stream_id: str, raw_fields: Mapping[bytes, bytes], lanes: int, s
     fields = decode_fields(raw_fields)
     events = parse_entry(stream_id, fields)
     if not events:
-        return [stream_id, 0, "receipt"], 0
+        return [stream_id, 0, "receipt"], []
     args: list[str | int | bytes] = [stream_id, len(events)]
     for index, event in enumerate(events):
         seen: bytes | str = ""
@@ -87,12 +87,7 @@ def _entry_args(stream_id: str, raw_fields: Mapping[bytes, bytes], lanes: int, s
         item = lane_items.encode(stream_id, index, event)
         item.encode()  # raises here, for this entry alone, if anything in it cannot be sent to Redis
         args += [lane_of(*lane_key(event), lanes), item, seen]
-    return args, len(events)
-
-
-def _orgs_of(args: list[str | int | bytes]) -> list[str]:
-    """The org (escaped, as in lane ids) of each event in an entry's hand-off arguments."""
-    return [str(lane).rsplit(":", 1)[0] for lane in args[2::3]] if int(args[1]) else []
+    return args, events
 
 
 def route(entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]], lanes: int, seen_arg: Callable[[str, str], bytes],
@@ -101,14 +96,16 @@ def route(entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]], lanes: int, se
     for raw_id, raw_fields in entries:
         stream_id = raw_id.decode()
         try:
-            args, count = _entry_args(stream_id, raw_fields, lanes, seen_arg, secret)
+            args, events = _entry_args(stream_id, raw_fields, lanes, seen_arg, secret)
         except InvalidPayload as exc:
             routed.invalid.append((stream_id, dict(raw_fields), str(exc)))
             continue
         except Exception as exc:  # a bug or a case nobody foresaw: this entry's problem, not the bridge's
             routed.invalid.append((stream_id, dict(raw_fields), f"unexpected {type(exc).__name__} reading the entry"))
             continue
-        routed.forged += args[2] == "forged-resume"
-        routed.per_org.update(_orgs_of(args))
-        routed.add(args, count)
+        if events:  # one org an entry: its org_id field (a resume's org is its timer's, one event)
+            routed.per_org[part(events[0].org_id)] += len(events)
+        else:
+            routed.forged += args[2] == "forged-resume"
+        routed.add(args, len(events))
     return routed

@@ -51,7 +51,7 @@ def key(slot: int, shard: int) -> str:
 def seen_arg(org_id: str, wa_message_id: str, *, former: bool = True) -> bytes:
     """The hand-off script's argument for one message id: 2 bytes of shard, the 12-byte record, then
     (with `former`) the per-id key of the former layout to check as well."""
-    material = b"".join(len(part).to_bytes(4, "big") + part for part in (org_id.encode(), wa_message_id.encode()))
+    material = f"{len(org_id)}:{org_id}{wa_message_id}".encode()  # length-prefixed: no two pairs alike
     digest = blake2b(material, digest_size=RECORD_BYTES, person=b"fe-dedupe").digest()
     shard = int.from_bytes(digest[:2], "big") % SHARDS
     arg = shard.to_bytes(2, "big") + digest

@@ -24,7 +24,6 @@ from flow_engine.adapters.scripts import RedisClient
 
 RESUME_SIG = "sig"
 REPLAY_SIG = "replay_sig"
-REPLAY_PREFIX = "replay_"
 
 
 def load_secret(client: RedisClient) -> bytes:
@@ -66,8 +65,12 @@ def replay_sig(secret: bytes, fields: Mapping[str, str | bytes] | Mapping[bytes,
     return mac.hexdigest()
 
 
+_REPLAY_NAMES = frozenset({b"replay_index", b"replay_key", b"replay_of", REPLAY_SIG.encode()})
+
+
 def is_replay(fields: Mapping[bytes, bytes]) -> bool:
-    return any(name.startswith(REPLAY_PREFIX.encode()) for name in fields)
+    """Whether an entry carries replay fields (the ones `flow-engine dlq replay` writes)."""
+    return not _REPLAY_NAMES.isdisjoint(fields)
 
 
 def replay_signed(secret: bytes, fields: Mapping[bytes, bytes]) -> bool:
