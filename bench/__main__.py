@@ -25,7 +25,7 @@ The benchmarks (each module's docstring says exactly what is measured), with the
   fairness      bench/fairness.py (noisy neighbour)   BENCH_BLAST (60,000), BENCH_QUIET_RATE (20),
                 BENCH_QUIET_ALONE_S (10)
   capacity      bench/capacity.py (Redis memory)      BENCH_CAPACITY_MESSAGES (300,000), BENCH_CAPACITY_RATE (3,000),
-                BENCH_CAPACITY_RETENTION_S (5), BENCH_CAPACITY_MAXLEN (20,000)
+                BENCH_CAPACITY_RETENTION_S (5), BENCH_CAPACITY_MAXLEN (1,000)
 
 A small run: BENCH_EVENTS=10000 BENCH_ROUNDS=1 BENCH_MESSAGES=5000 BENCH_NAIVE_MESSAGES=1000
 BENCH_DIRECT_MESSAGES=5000 BENCH_LATENCY_MESSAGES=300 BENCH_LATENCY_ROUNDS=1 BENCH_TIMER_DELAYS=1000

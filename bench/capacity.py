@@ -3,7 +3,7 @@
 BENCH_CAPACITY_MESSAGES (300,000) WhatsApp messages of the shop demo mix (bench/runtime.py's plan) are
 written at a steady BENCH_CAPACITY_RATE (3,000) per second to the usual stack, with retention set
 short (FLOW_ENGINE_STREAM_RETENTION_S=BENCH_CAPACITY_RETENTION_S, 5; trimming every second; no consumer
-group reads the outputs, so FLOW_ENGINE_STREAM_MAXLEN=BENCH_CAPACITY_MAXLEN, 20,000, bounds them).
+group reads the outputs, so FLOW_ENGINE_STREAM_MAXLEN=BENCH_CAPACITY_MAXLEN, 1,000, bounds them).
 Redis's used_memory is read at the start, at every 10 % sent and at the end, after the run settles
 (every message answered, every delay resumed, a retention period and two trims later). Retained per
 processed message: (end - start - the dedupe records of the window) / messages. The dedupe records
@@ -48,7 +48,7 @@ def run() -> dict[str, Any]:
     rate = int(os.environ.get("BENCH_CAPACITY_RATE", "3000"))
     retention_s = int(os.environ.get("BENCH_CAPACITY_RETENTION_S", "5"))
     env = {"FLOW_ENGINE_STREAM_RETENTION_S": str(retention_s), "FLOW_ENGINE_TRIM_EVERY_MS": "1000",
-           "FLOW_ENGINE_STREAM_MAXLEN": os.environ.get("BENCH_CAPACITY_MAXLEN", "20000")}
+           "FLOW_ENGINE_STREAM_MAXLEN": os.environ.get("BENCH_CAPACITY_MAXLEN", "1000")}
     plan = message_plan(n)
     conf = settings_module.load()
     with fresh_stack("capacity", env=env) as stack:
