@@ -175,7 +175,7 @@ class Bridge:
                 if "FENCED" in str(exc):
                     log.warning("bridge %s was fenced: %s", self.settings.consumer, exc)
                     self.leader = False
-                elif "NOGROUP" in str(exc):  # the stream was deleted: create it and the group again
+                elif "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):  # the stream was deleted: make both again
                     group_ready = False
                 else:
                     raise
