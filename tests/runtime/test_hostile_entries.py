@@ -260,3 +260,15 @@ def test_dlq_list_shows_control_characters_as_escapes(stack: Stack) -> None:
         assert "\x1b" not in line and "\x07" not in line and "\x9b" not in line
         assert ("\\x1b]0;owned\\x07 \\x9b2J" in line) if args == ["dlq", "list"] else (
             json.loads(line)["error_detail"] == "\x1b]0;owned\x07 \x9b2J")
+
+
+def test_deleting_the_stream_under_a_waiting_bridge_stops_nothing(stack: Stack) -> None:
+    org = new_org()
+    stack.load_flow(org, ECHO)
+    stack.settled()
+    stack.redis.delete(INCOMING)  # the bridge is blocked in XREADGROUP: Redis answers UNBLOCKED
+    stack.wait_until(lambda: stack.redis.exists(INCOMING), 20, "the bridge to create the stream again")
+    stack.send(org, "5215550700", "sigo aquí")
+    stack.wait_outbox(org, 1)
+    assert texts(stack, org) == [("ch1", "5215550700", "eco: sigo aquí")]
+    assert alive(stack)
