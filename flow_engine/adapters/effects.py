@@ -20,7 +20,7 @@ def _flat(fields: Mapping[str, str]) -> list[str]:
 # A wait is stored as a JSON array in this order: compact, as a million may be pending. New fields go
 # at the end: an array written by an older engine is shorter, and its missing fields take defaults.
 WAIT_FIELDS = ("run_id", "flow_id", "flow_version", "path", "index", "kind", "token", "due_ms", "trigger_text",
-               "intent", "attempts", "expires", "steps")
+               "intent", "attempts", "expires", "steps", "variants")
 
 
 def dump_wait(wait: WaitState) -> str:

@@ -32,6 +32,7 @@ from flow_engine.core.outcome import (
     WaitState,
     WebhookEvent,
 )
+from flow_engine.core.steps.base import _End
 from flow_engine.core.template import placeholder_values, render, render_deep
 
 
@@ -68,6 +69,9 @@ class Execution:
         self.webhooks_sent = 0
         self.steps = steps_before  # run since the contact last spoke: a timer-driven loop adds up too
         self._values: dict[str, Any] | None = None
+        # A/B variants chosen in this run (split), by step location: carried by the run's wait state.
+        self.variants: dict[str, str] = dict(wait_before.variants) if wait_before is not None and \
+            wait_before.run_id == run_id else {}
 
     def values(self) -> dict[str, Any]:
         if self._values is None:
@@ -94,17 +98,26 @@ class Execution:
             )
         )
 
+    def save(self, key: str, value: Any) -> None:
+        """Write a contact attribute: for the steps that follow, and as an effect for the runtime."""
+        self.attributes[key] = value
+        self.effects.append(AttributeWrite(key, value))
+        self._values = None
+
     def run_from(self, path: str, start: int) -> Outcome:
+        """Run from step `start` of `path`, following jumps, until the run pauses, ends or fails."""
         steps = self.flow.paths.get(path, ())
         last = f"{path}:{max(start - 1, 0)}"
-        stop = start + self.control.max_steps - self.steps  # the loop guard: the first index past the cap
-        for index in range(start, len(steps)):
+        budget = self.control.max_steps - self.steps  # the loop guard: steps left before the cap
+        ran, index = 0, start
+        while index < len(steps):
             step = steps[index]
             last = f"{path}:{index}"
-            if index >= stop:
-                self.steps += index - start
+            if ran >= budget:
+                self.steps += ran
                 return self.fail(last, f"paths.{path}[{index}]: loop-limit: more than {self.control.max_steps} "
                                        "steps without a reply from the contact", code="loop-limit")
+            ran += 1
             if isinstance(step, SendText):
                 self.send("text", render(step.text, self.values()))
             elif isinstance(step, SendTemplate):
@@ -115,20 +128,25 @@ class Execution:
             elif isinstance(step, Webhook):
                 self.webhook(path, index, self.fill(step.data, step.templated))
             elif isinstance(step, SetAttribute):
-                value = self.fill(step.value, step.templated)
-                self.attributes[step.key] = value
-                self.effects.append(AttributeWrite(step.key, value))
-                self._values = None
+                self.save(step.key, self.fill(step.value, step.templated))
             elif isinstance(step, Delay):
-                self.steps += index - start + 1
+                self.steps += ran
                 return self.pause(path, index, "delay", step.ms, None)
             elif isinstance(step, WaitForReply):
-                self.steps += index - start + 1
+                self.steps += ran
                 return self.pause(path, index, "reply", step.timeout_ms, step)
             elif isinstance(step, Invalid):
-                self.steps += index - start + 1
+                self.steps += ran
                 return self.fail(last, step.problem)
-        self.steps += max(len(steps) - start, 0)
+            else:  # a step type module's step (core/steps/): it says where the run goes next
+                target = step.run(self, path, index)
+                if isinstance(target, _End):
+                    break
+                if target is not None:
+                    path, index, steps = target, 0, self.flow.paths.get(target, ())
+                    continue
+            index += 1
+        self.steps += ran
         return self.finish("completed", last, None)
 
     def webhook(self, path: str, index: int, data: Any) -> None:
@@ -174,6 +192,7 @@ class Execution:
             intent=self.intent,
             expires=expires,
             steps=self.steps,
+            variants=tuple(sorted(self.variants.items())),
         )
         timers = () if due_ms is None else (timer_of(wait, self.event),)
         waiting_for: dict[str, Any] = {"kind": kind, "step": f"{path}:{index}", "token": token, "due_ms": due_ms}
@@ -201,6 +220,8 @@ class Execution:
             "trigger_text": self.text,
             "waiting_for": waiting_for,
         }
+        if self.variants:
+            context["variants"] = dict(self.variants)
         if status != "running":
             context["ended"] = status if error is None else code
         if error is not None:

@@ -15,6 +15,11 @@ from typing import Any
 from flow_engine.core.graph_strings import string_problems
 from flow_engine.core.intents import Keywords, compile_keywords, normalize_word
 from flow_engine.core.patterns import PatternError, compile_pattern
+from flow_engine.core.steps import STEP_TYPES
+from flow_engine.core.steps.branch import Branch
+from flow_engine.core.steps.end import End
+from flow_engine.core.steps.goto import Goto
+from flow_engine.core.steps.split import Split
 from flow_engine.core.template import has_placeholders
 
 MAX_GRAPH_DEPTH = 64  # deeper JSON than this is hostile, not a flow
@@ -87,14 +92,27 @@ class WaitForReply:
     matcher: Any = field(default=None, compare=False, repr=False)
     no_match_text: str | None = None  # sent for each non-matching reply that does not end the wait
     max_attempts: int | None = None  # the wait ends as if timed out at this many non-matching replies
+    save_as: str | None = None  # the attribute the resuming reply is saved as (SPEC §5.2)
+
+    def _search(self, text: str) -> Any:
+        try:
+            return self.matcher.search(text)
+        except UnicodeEncodeError:  # lone surrogates from a JSON "\ud800" escape: match what is readable
+            return self.matcher.search(text.encode("utf-8", "replace").decode())
 
     def matches(self, text: str) -> bool:
-        if self.matcher is None:
-            return True
-        try:
-            return self.matcher.search(text) is not None
-        except UnicodeEncodeError:  # lone surrogates from a JSON "\ud800" escape: match what is readable
-            return self.matcher.search(text.encode("utf-8", "replace").decode()) is not None
+        return self.matcher is None or self._search(text) is not None
+
+    def capture(self, text: str) -> str:
+        """What `save_as` keeps of a matching reply: the group named `value`, else the first group,
+        else the whole text; trimmed."""
+        found = self._search(text) if self.matcher is not None else None
+        if found is not None:
+            if "value" in self.matcher.groupindex and found.group("value") is not None:
+                return str(found.group("value")).strip()
+            if self.matcher.groups and found.group(1) is not None:
+                return str(found.group(1)).strip()
+        return text.strip()
 
 
 @dataclass(frozen=True)
@@ -104,7 +122,9 @@ class Invalid:
     problem: str
 
 
-Step = SendText | SendTemplate | SendMedia | Webhook | SetAttribute | Delay | WaitForReply | Invalid
+Step = SendText | SendTemplate | SendMedia | Webhook | SetAttribute | Delay | WaitForReply | Invalid | Branch | Goto \
+    | End | Split
+Jump = Branch | Goto | Split  # steps that may continue elsewhere than the next step
 
 
 @dataclass(frozen=True)
@@ -153,6 +173,7 @@ class _Parser:
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.warnings: list[str] = []
+        self.path_names: set[str] = set()
 
     def problem(self, where: str, what: str) -> str:
         line = f"{where}: {what}"
@@ -203,6 +224,9 @@ class _Parser:
             return Delay(self.duration_ms(raw, where, DURATION_FIELDS) or 0)  # a bad value is a problem
         if kind == "wait_for_reply":
             return self._wait_for_reply(raw, where, path_names)
+        if isinstance(kind, str) and kind in STEP_TYPES:
+            step = STEP_TYPES[kind](raw, where, self)
+            return Invalid(self.problems[-1]) if step is None else step
         if kind is None:
             return Invalid(self.problem(where, 'missing step "type"'))
         return Invalid(self.problem(where, f"unknown step type {json.dumps(kind)}"))
@@ -275,7 +299,11 @@ class _Parser:
         ):
             self.problem(f"{where}.max_attempts", f"must be an integer from 1 to 1000, got {json.dumps(max_attempts)}")
             max_attempts = None
-        return WaitForReply(pattern, timeout_ms, timeout_path, matcher, no_match_text, max_attempts)
+        save_as = raw.get("save_as")
+        if save_as is not None and (not isinstance(save_as, str) or not save_as.strip()):
+            self.problem(f"{where}.save_as", f"must be a non-empty key, got {json.dumps(save_as)}")
+            save_as = None
+        return WaitForReply(pattern, timeout_ms, timeout_path, matcher, no_match_text, max_attempts, save_as)
 
     def node(self, raw: Any, where: str, path_names: set[str]) -> IntentNode | None:
         if not isinstance(raw, dict):
@@ -353,6 +381,7 @@ def parse_flow(graph: Any, *, flow_id: str = "", version: int = 0) -> Flow:
         parser.problem("paths", "must be an object of name -> [steps]")
         raw_paths = {}
     path_names = {name for name, steps in raw_paths.items() if isinstance(steps, list)}
+    parser.path_names = path_names
     raw_nodes = graph.get("nodes", [])
     if not isinstance(raw_nodes, list):
         parser.problem("nodes", "must be a list")
@@ -370,11 +399,76 @@ def parse_flow(graph: Any, *, flow_id: str = "", version: int = 0) -> Flow:
         paths[name] = tuple(
             parser.step(raw, f"paths.{name}[{index}]", path_names) for index, raw in enumerate(raw_steps)
         )
+    parser.problems.extend(jump_loops(paths))
     interrupt = parser.interrupt_words(graph)
     expire_after_min = parser.expire_after_min(graph)
     name = graph.get("name")
     return Flow(nodes, paths, tuple(parser.problems), flow_id, version, name if isinstance(name, str) else "",
                 tuple(parser.warnings), interrupt, expire_after_min)
+
+
+def _jumps_before_pause(steps: tuple[Step, ...]) -> list[tuple[int, Jump, str]]:
+    """The jumps a run entering `steps` at its first step may take before it pauses or ends:
+    (index, step, target path)."""
+    found: list[tuple[int, Jump, str]] = []
+    for index, step in enumerate(steps):
+        if isinstance(step, Delay | WaitForReply | Invalid | End):
+            break
+        if isinstance(step, Branch | Goto | Split):
+            found.extend((index, step, target) for _, target in step.jumps())
+            if not step.falls_through:
+                break
+    return found
+
+
+def jump_loops(paths: Mapping[str, tuple[Step, ...]]) -> list[str]:
+    """A problem for each jump on a cycle of jumps that passes no pausing step (SPEC §5.2).
+
+    Jumps always land on a path's first step, so such a cycle is a cycle of the graph "path P may
+    jump to path Q without pausing"; a jump is on one when P and Q share a strongly connected
+    component (Kosaraju, iterative: a long chain of paths cannot overflow the stack)."""
+    edges = {name: _jumps_before_pause(steps) for name, steps in paths.items()}
+    successors = {name: sorted({target for _, _, target in jumps if target in paths}) for name, jumps in edges.items()}
+    order: list[str] = []
+    seen: set[str] = set()
+    for root in paths:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(successors[root]))]
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if child not in seen:
+                    seen.add(child)
+                    stack.append((child, iter(successors[child])))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    predecessors: dict[str, list[str]] = {name: [] for name in paths}
+    for name, targets in successors.items():
+        for target in targets:
+            predecessors[target].append(name)
+    component: dict[str, int] = {}
+    for root in reversed(order):
+        if root in component:
+            continue
+        component[root] = len(component)
+        label, pending = component[root], [root]
+        while pending:
+            for parent in predecessors[pending.pop()]:
+                if parent not in component:
+                    component[parent] = label
+                    pending.append(parent)
+    problems = []
+    for name, jumps in edges.items():
+        reported: set[tuple[int, str]] = set()
+        for index, step, target in jumps:
+            if target in component and component[target] == component[name] and (index, target) not in reported:
+                reported.add((index, target))
+                problems.append(f"paths.{name}[{index}]: {step.loop_problem(target)}")
+    return problems
 
 
 def validate(graph: Any) -> list[str]:

@@ -130,6 +130,7 @@ class WaitState:
     attempts: int = 0  # non-matching replies so far (counted when the step has max_attempts)
     expires: bool = False  # the timer (due_ms) is the run's expiry, not the step's own timeout
     steps: int = 0  # steps run since the contact last replied (the loop guard's count)
+    variants: tuple[tuple[str, str], ...] = ()  # A/B variants chosen so far: (step location, path)
 
     @property
     def timer_reason(self) -> TimerReason:
@@ -153,6 +154,7 @@ class WaitState:
             "attempts": self.attempts,
             "expires": int(self.expires),
             "steps": self.steps,
+            "variants": dict(self.variants),
         }
 
     @classmethod
@@ -171,6 +173,7 @@ class WaitState:
             attempts=int(raw.get("attempts") or 0),  # waits stored before these fields existed: 0
             expires=bool(raw.get("expires")),
             steps=int(raw.get("steps") or 0),
+            variants=tuple(sorted((str(k), str(v)) for k, v in (raw.get("variants") or {}).items())),
         )
 
 
