@@ -24,6 +24,7 @@ from flow_engine.core.outcome import (
     Contact,
     Effect,
     FlowFailure,
+    Jumped,
     OutboxMessage,
     Outcome,
     RunRecord,
@@ -103,6 +104,10 @@ class Execution:
         self.attributes[key] = value
         self.effects.append(AttributeWrite(key, value))
         self._values = None
+
+    def jumped(self, path: str, index: int, via: str, target: str) -> None:
+        """Record that the run jumps from step `index` of `path` to `target` (a trace effect)."""
+        self.effects.append(Jumped(f"{path}:{index}", via, target))
 
     def run_from(self, path: str, start: int) -> Outcome:
         """Run from step `start` of `path`, following jumps, until the run pauses, ends or fails."""

@@ -16,6 +16,10 @@ from flow_engine.core.graph import (
     WaitForReply,
     Webhook,
 )
+from flow_engine.core.steps.branch import Branch
+from flow_engine.core.steps.end import End
+from flow_engine.core.steps.goto import Goto
+from flow_engine.core.steps.split import Split
 
 MAX_LABEL = 48
 
@@ -50,7 +54,8 @@ def _describe(step: Any) -> str:
         return f"wait for reply{pattern}{timeout}"
     if isinstance(step, Invalid):
         return f"invalid: {step.problem}"
-    return type(step).__name__
+    describe = getattr(step, "describe", None)  # a step type module's step (core/steps/)
+    return describe() if describe is not None else type(step).__name__
 
 
 def _node(path: str, index: int) -> str:
@@ -79,12 +84,22 @@ def to_mermaid(flow: Flow) -> str:
             label = _label(_describe(step))
             if isinstance(step, Delay | WaitForReply):
                 lines.append(f"  {node}[/{label}/]")
+            elif isinstance(step, Branch | Split):
+                lines.append(f"  {node}{{{label}}}")
             else:
                 lines.append(f"  {node}[{label}]")
             after = _node(name, index + 1) if index + 1 < len(steps) else f"end_{node}"
+            jumps = step.jumps() if isinstance(step, Branch | Goto | Split | End) else ()
+            lines.extend(f"  {node} -->|{_label(via)}| {first[target]}" for via, target in jumps if target in first)
+            if isinstance(step, End):
+                lines.append(f"  {node} --> end_{node}((end))")
+                continue
+            if isinstance(step, Goto | Split) or (isinstance(step, Branch) and not step.falls_through):
+                continue
             if index + 1 == len(steps):
                 lines.append(f"  {after}((end))")
-            edge = "-->|reply|" if isinstance(step, WaitForReply) else "-->"
+            edge = "-->|reply|" if isinstance(step, WaitForReply) else "-->|no case holds|" if isinstance(
+                step, Branch) else "-->"
             lines.append(f"  {node} {edge} {after}")
             if isinstance(step, WaitForReply):
                 lines.extend(_reply_edges(flow, step, node, first[step.timeout_path] if step.timeout_path else after))

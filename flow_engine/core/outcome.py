@@ -75,7 +75,18 @@ class AttributeWrite:
     value: Any
 
 
-Effect = OutboxMessage | WebhookEvent | AttributeWrite
+@dataclass(frozen=True)
+class Jumped:
+    """A trace, not an action: the run left `step` ("path:index") for the first step of `path`, by
+    `via` (a branch case's test, "default", "goto", or a split's "variant"). The runtime applies
+    nothing for it; the simulator and the fixtures show which way a run went."""
+
+    step: str
+    via: str
+    path: str
+
+
+Effect = OutboxMessage | WebhookEvent | AttributeWrite | Jumped
 
 
 TimerReason = Literal["delay", "timeout", "expire"]

@@ -40,16 +40,20 @@ class Branch:
     def falls_through(self) -> bool:
         return self.default is None
 
-    def choose(self, operand: Operand) -> str | None:
+    def choose(self, operand: Operand) -> tuple[str, str] | None:
+        """(the test that holds or "default", the path to enter), or None: the next step."""
         for case in self.cases:
             if case.holds(operand):
-                return case.path
-        return self.default
+                return case.label, case.path
+        return None if self.default is None else ("default", self.default)
 
     def run(self, execution: Any, path: str, index: int) -> str | None:
-        text = render(self.on, execution.values())
         nodes = execution.flow.nodes
-        return self.choose(Operand(text, nodes[0].keywords if nodes else ()))
+        chosen = self.choose(Operand(render(self.on, execution.values()), nodes[0].keywords if nodes else ()))
+        if chosen is None:
+            return None
+        execution.jumped(path, index, *chosen)
+        return chosen[1]
 
     def describe(self) -> str:
         return f"branch on {self.on}"

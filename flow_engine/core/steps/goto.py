@@ -16,6 +16,7 @@ class Goto:
     falls_through = False
 
     def run(self, execution: Any, path: str, index: int) -> str:
+        execution.jumped(path, index, "goto", self.path)
         return self.path
 
     def describe(self) -> str:

@@ -35,6 +35,7 @@ class Split:
         location = f"{path}:{index}"
         chosen = self.choose(execution.run_id, location)
         execution.variants[location] = chosen
+        execution.jumped(path, index, "variant", chosen)
         return chosen
 
     def describe(self) -> str:
