@@ -37,6 +37,9 @@ Next = str | _End | None  # a path name: continue at its first step
 def path_field(raw: Mapping[str, Any], name: str, where: str, context: ParseContext) -> str | None:
     """A field naming an existing path, else a located problem and None."""
     value = raw.get(name)
+    if name not in raw:
+        context.problem(f"{where}.{name}", "required (a path name)")
+        return None
     if not isinstance(value, str) or value not in context.path_names:
         context.problem(f"{where}.{name}", f"path {json.dumps(value, ensure_ascii=False)} does not exist")
         return None
