@@ -25,6 +25,8 @@ _PHONE = re.compile(r"\+?\d(?:[ .\-]?\d)+")
 
 def plain(text: str) -> str:
     """Lower case, accents stripped, trimmed, inner spaces single."""
+    if text.isascii():  # the common case, and the same result: no accents to strip
+        return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).split())
 
