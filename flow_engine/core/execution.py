@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from flow_engine.core.control import Control
-from flow_engine.core.graph import (
-    Delay,
-    Flow,
-    Invalid,
-    SendMedia,
-    SendTemplate,
-    SendText,
-    SetAttribute,
-    WaitForReply,
-    Webhook,
-)
+from flow_engine.core.graph import Flow
 from flow_engine.core.ids import derive
 from flow_engine.core.inbound import Event, Message
 from flow_engine.core.outcome import (
@@ -34,7 +24,8 @@ from flow_engine.core.outcome import (
     WebhookEvent,
 )
 from flow_engine.core.steps.base import _End
-from flow_engine.core.template import placeholder_values, render, render_deep
+from flow_engine.core.steps.wait_for_reply import WaitForReply
+from flow_engine.core.template import placeholder_values, render_deep
 
 
 class Execution:
@@ -110,49 +101,30 @@ class Execution:
         self.effects.append(Jumped(f"{path}:{index}", via, target))
 
     def run_from(self, path: str, start: int) -> Outcome:
-        """Run from step `start` of `path`, following jumps, until the run pauses, ends or fails."""
+        """Run from step `start` of `path`, following jumps, until the run pauses, ends or fails.
+
+        Each step runs itself (core/steps/): it says where the run goes next — the next step
+        (None), the first step of a path (its name), the end (END) — or returns the Outcome that
+        pauses or fails the run."""
         steps = self.flow.paths.get(path, ())
-        last = f"{path}:{max(start - 1, 0)}"
-        budget = self.control.max_steps - self.steps  # the loop guard: steps left before the cap
-        ran, index = 0, start
+        index, last_path, last_index = start, path, max(start - 1, 0)
+        max_steps = self.control.max_steps  # the loop guard
         while index < len(steps):
-            step = steps[index]
-            last = f"{path}:{index}"
-            if ran >= budget:
-                self.steps += ran
-                return self.fail(last, f"paths.{path}[{index}]: loop-limit: more than {self.control.max_steps} "
-                                       "steps without a reply from the contact", code="loop-limit")
-            ran += 1
-            if isinstance(step, SendText):
-                self.send("text", render(step.text, self.values()))
-            elif isinstance(step, SendTemplate):
-                components = self.fill(step.components, step.templated)
-                self.send("template", {"name": step.name, "language": step.language, "components": components})
-            elif isinstance(step, SendMedia):
-                self.send("media", self.fill(step.media, step.templated))
-            elif isinstance(step, Webhook):
-                self.webhook(path, index, self.fill(step.data, step.templated))
-            elif isinstance(step, SetAttribute):
-                self.save(step.key, self.fill(step.value, step.templated))
-            elif isinstance(step, Delay):
-                self.steps += ran
-                return self.pause(path, index, "delay", step.ms, None)
-            elif isinstance(step, WaitForReply):
-                self.steps += ran
-                return self.pause(path, index, "reply", step.timeout_ms, step)
-            elif isinstance(step, Invalid):
-                self.steps += ran
-                return self.fail(last, step.problem)
-            else:  # a step type module's step (core/steps/): it says where the run goes next
-                target = step.run(self, path, index)
-                if isinstance(target, _End):
-                    break
-                if target is not None:
-                    path, index, steps = target, 0, self.flow.paths.get(target, ())
-                    continue
-            index += 1
-        self.steps += ran
-        return self.finish("completed", last, None)
+            last_path, last_index = path, index
+            if self.steps >= max_steps:
+                return self.fail(f"{path}:{index}", f"paths.{path}[{index}]: loop-limit: more than {max_steps} "
+                                                    "steps without a reply from the contact", code="loop-limit")
+            self.steps += 1
+            target = steps[index].run(self, path, index)
+            if target is None:
+                index += 1
+            elif isinstance(target, str):
+                path, index, steps = target, 0, self.flow.paths.get(target, ())
+            elif isinstance(target, _End):
+                break
+            else:
+                return cast(Outcome, target)  # paused or failed
+        return self.finish("completed", f"{last_path}:{last_index}", None)
 
     def webhook(self, path: str, index: int, data: Any) -> None:
         self.webhooks_sent += 1

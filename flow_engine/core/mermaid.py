@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flow_engine.core.graph import (
     Delay,
     Flow,
-    Invalid,
-    SendMedia,
-    SendTemplate,
-    SendText,
-    SetAttribute,
     WaitForReply,
-    Webhook,
 )
 from flow_engine.core.steps.branch import Branch
 from flow_engine.core.steps.end import End
@@ -36,26 +29,7 @@ def _seconds(ms: int) -> str:
 
 
 def _describe(step: Any) -> str:
-    if isinstance(step, SendText):
-        return f"send: {step.text}"
-    if isinstance(step, SendTemplate):
-        return f"template: {step.name}"
-    if isinstance(step, SendMedia):
-        return f"{step.media.get('kind', 'media')}: {step.media.get('link', '')}"
-    if isinstance(step, Webhook):
-        return f"webhook: {json.dumps(step.data, ensure_ascii=False)}"
-    if isinstance(step, SetAttribute):
-        return f"set {step.key} = {json.dumps(step.value, ensure_ascii=False)}"
-    if isinstance(step, Delay):
-        return f"wait {_seconds(step.ms)}"
-    if isinstance(step, WaitForReply):
-        pattern = f" /{step.pattern}/" if step.pattern else ""
-        timeout = f", {_seconds(step.timeout_ms)}" if step.timeout_ms is not None else ""
-        return f"wait for reply{pattern}{timeout}"
-    if isinstance(step, Invalid):
-        return f"invalid: {step.problem}"
-    describe = getattr(step, "describe", None)  # a step type module's step (core/steps/)
-    return describe() if describe is not None else type(step).__name__
+    return str(step.describe())  # every step type describes itself (core/steps/)
 
 
 def _node(path: str, index: int) -> str:
