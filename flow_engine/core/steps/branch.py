@@ -49,7 +49,8 @@ class Branch:
 
     def run(self, execution: Any, path: str, index: int) -> str | None:
         nodes = execution.flow.nodes
-        chosen = self.choose(Operand(render(self.on, execution.values()), nodes[0].keywords if nodes else ()))
+        text = execution.text if self.on == DEFAULT_OPERAND else render(self.on, execution.values())
+        chosen = self.choose(Operand(text, nodes[0].keywords if nodes else ()))
         if chosen is None:
             return None
         execution.jumped(path, index, *chosen)
