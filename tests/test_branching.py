@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flow_engine.adapters.effects import WAIT_FIELDS, dump_wait, load_wait
 from flow_engine.core.control import Control
 from flow_engine.core.graph import parse_flow, validate
 from flow_engine.core.interpreter import interpret
@@ -266,3 +268,14 @@ def test_random_branching_graphs_never_crash_and_accepted_ones_pause_or_end_with
     first = interpret(flow, message(moves[0] or "hola"), None, Contact(PHONE), 0,
                       control=Control.of(steps + 1, 1440, "", 50))
     assert first.failure is None and first.run is not None and first.run.status in ("running", "completed")
+
+
+def test_a_wait_with_variants_is_stored_and_loaded_whole_and_one_without_as_before() -> None:
+    flow = parse_flow(_flow(start=[{"type": "split", "variants": [{"path": "a", "weight": 1}]}],
+                            a=[{"type": "wait_for_reply"}]))
+    wait = interpret(flow, message("hola"), None, Contact(PHONE), 0).wait_after
+    assert wait is not None and wait.variants == (("start:0", "a"),)
+    assert load_wait(dump_wait(wait)) == wait
+    assert json.loads(dump_wait(wait))[len(WAIT_FIELDS)] == {"start:0": "a"}
+    plain = replace(wait, variants=())
+    assert load_wait(dump_wait(plain)) == plain and len(json.loads(dump_wait(plain))) == len(WAIT_FIELDS)
