@@ -207,17 +207,15 @@ def parse_flow(graph: Any, *, flow_id: str = "", version: int = 0) -> Flow:
                 tuple(parser.warnings), interrupt, expire_after_min)
 
 
-def _jumps_before_pause(steps: tuple[Step, ...]) -> list[tuple[int, Jump, str]]:
+def _jumps_before_pause(steps: tuple[Step, ...]) -> list[tuple[int, Step, str]]:
     """The jumps a run entering `steps` at its first step may take before it pauses or ends:
-    (index, step, target path)."""
-    found: list[tuple[int, Jump, str]] = []
+    (index, step, target path). Only a step that `falls_through` lets the run reach the next one
+    within the same event (a pause, an end, a goto do not)."""
+    found: list[tuple[int, Step, str]] = []
     for index, step in enumerate(steps):
-        if isinstance(step, Delay | WaitForReply | Invalid | End):
+        found.extend((index, step, target) for _, target in step.jumps())
+        if not step.falls_through:
             break
-        if isinstance(step, Branch | Goto | Split):
-            found.extend((index, step, target) for _, target in step.jumps())
-            if not step.falls_through:
-                break
     return found
 
 
@@ -267,7 +265,9 @@ def jump_loops(paths: Mapping[str, tuple[Step, ...]]) -> list[str]:
         for index, step, target in jumps:
             if target in component and component[target] == component[name] and (index, target) not in reported:
                 reported.add((index, target))
-                problems.append(f"paths.{name}[{index}]: {step.loop_problem(target)}")
+                what = step.loop_problem(target) if isinstance(step, Jump) else \
+                    f"jump to {json.dumps(target)} loops without waiting for the contact"
+                problems.append(f"paths.{name}[{index}]: {what}")
     return problems
 
 

@@ -9,10 +9,6 @@ from flow_engine.core.graph import (
     Flow,
     WaitForReply,
 )
-from flow_engine.core.steps.branch import Branch
-from flow_engine.core.steps.end import End
-from flow_engine.core.steps.goto import Goto
-from flow_engine.core.steps.split import Split
 
 MAX_LABEL = 48
 
@@ -56,24 +52,23 @@ def to_mermaid(flow: Flow) -> str:
         for index, step in enumerate(steps):
             node = _node(name, index)
             label = _label(_describe(step))
-            if isinstance(step, Delay | WaitForReply):
+            jumps = step.jumps()
+            pauses = isinstance(step, Delay | WaitForReply)
+            if pauses:
                 lines.append(f"  {node}[/{label}/]")
-            elif isinstance(step, Branch | Split):
+            elif len(jumps) > 1 or (jumps and step.falls_through):  # a decision: branch, split
                 lines.append(f"  {node}{{{label}}}")
             else:
                 lines.append(f"  {node}[{label}]")
             after = _node(name, index + 1) if index + 1 < len(steps) else f"end_{node}"
-            jumps = step.jumps() if isinstance(step, Branch | Goto | Split | End) else ()
             lines.extend(f"  {node} -->|{_label(via)}| {first[target]}" for via, target in jumps if target in first)
-            if isinstance(step, End):
-                lines.append(f"  {node} --> end_{node}((end))")
-                continue
-            if isinstance(step, Goto | Split) or (isinstance(step, Branch) and not step.falls_through):
+            if not pauses and not step.falls_through:
+                if not jumps:  # end, or an invalid step: the run stops here
+                    lines.append(f"  {node} --> end_{node}((end))")
                 continue
             if index + 1 == len(steps):
                 lines.append(f"  {after}((end))")
-            edge = "-->|reply|" if isinstance(step, WaitForReply) else "-->|no case holds|" if isinstance(
-                step, Branch) else "-->"
+            edge = "-->|reply|" if isinstance(step, WaitForReply) else "-->|no case holds|" if jumps else "-->"
             lines.append(f"  {node} {edge} {after}")
             if isinstance(step, WaitForReply):
                 lines.extend(_reply_edges(flow, step, node, first[step.timeout_path] if step.timeout_path else after))
