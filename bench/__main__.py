@@ -12,6 +12,7 @@ The benchmarks (each module's docstring says exactly what is measured), with the
 ~10 minutes on the 2-core machine, so use small ones while developing:
 
   interpreter   pure core, one core                   BENCH_EVENTS (50,000), BENCH_ROUNDS (5)
+  branching     pure core, a 10-case branch a message BENCH_EVENTS (50,000), BENCH_ROUNDS (5)
   throughput    bench/runtime.py + bench/baselines.py BENCH_MESSAGES (50,000 over 5,000 contacts), BENCH_ROUNDS
                 (3), BENCH_EVENTS_ROUND / BENCH_FLOWER (1: one more round with -E and Flower),
                 BENCH_BASELINES (1), BENCH_NAIVE_MESSAGES (10,000), BENCH_DIRECT_MESSAGES (50,000)
@@ -43,13 +44,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, fairness, interpreter, memory, runtime, timer_scale, timers
+from bench import branching, capacity, fairness, interpreter, memory, runtime, timer_scale, timers
 
 Benchmark = Callable[[], dict[str, Any]]
 
 # In run order: "memory" reports the peak RSS sampled during "throughput" (or runs a round itself).
 BENCHMARKS: dict[str, Benchmark] = {
     "interpreter": interpreter.run,
+    "branching": branching.run,
     "throughput": runtime.run_throughput,  # with the task-events round and the naive and direct baselines
     "memory": memory.run,
     "latency": runtime.run_latency,

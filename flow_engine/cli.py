@@ -12,7 +12,7 @@ import click
 from flow_engine.adapters.dlq import printable, printable_json
 from flow_engine.core.control import Control
 from flow_engine.core.graph import Flow, parse_flow
-from flow_engine.core.outcome import AttributeWrite, Contact, OutboxMessage, WebhookEvent
+from flow_engine.core.outcome import AttributeWrite, Contact, Jumped, OutboxMessage, WebhookEvent
 from flow_engine.core.simulator import Happening, Simulator, effect_lines
 
 
@@ -71,6 +71,8 @@ def _transcript(happening: Happening, who: str) -> list[str]:
             lines.append(f"{pad} → webhook {json.dumps(effect.body['data'], ensure_ascii=False)}")
         elif isinstance(effect, AttributeWrite):
             lines.append(f"{pad} ✎ {effect.key} = {json.dumps(effect.value, ensure_ascii=False)}")
+        elif isinstance(effect, Jumped):
+            lines.append(f"{pad} ↪ {effect.step} {effect.via} → {effect.path}")
     wait = outcome.wait_after
     if outcome.wait_changed and wait is not None:
         due = "" if wait.due_ms is None else f" until {wait.due_ms / 1000:.3f}s"

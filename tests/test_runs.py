@@ -76,5 +76,7 @@ def test_there_is_a_fixture_for_every_step_type_and_alias() -> None:
     for needle in ('"send_text"', '"send_template"', '"send_media"', '"asset"', '"webhook"', '"payload"',
                    '"set_attribute"', '"type": "wait"', '"type": "delay"', '"sec"', '"ms"', '"seconds"',
                    '"timeout_seconds"', '"timeout_path"', '"keywords"', '"path_default"', '"trigger"',
-                   '"no_match_text"', '"max_attempts"', '"interrupt"', '"expire_after_minutes"'):
+                   '"no_match_text"', '"max_attempts"', '"interrupt"', '"expire_after_minutes"',
+                   '"save_as"', '"type": "branch"', '"default"', '"type": "goto"', '"type": "end"',
+                   '"type": "split"', '"on"'):
         assert needle in text, f"no run fixture uses {needle}"

@@ -21,11 +21,17 @@ def _flat(fields: Mapping[str, str]) -> list[str]:
 # at the end: an array written by an older engine is shorter, and its missing fields take defaults.
 WAIT_FIELDS = ("run_id", "flow_id", "flow_version", "path", "index", "kind", "token", "due_ms", "trigger_text",
                "intent", "attempts", "expires", "steps")
+# Written after those only when set, so a run without them is stored exactly as before they existed:
+# the A/B variants a split chose ({location: path}).
+OPTIONAL_WAIT_FIELDS = ("variants",)
 
 
 def dump_wait(wait: WaitState) -> str:
     fields = wait.to_dict()
-    return json.dumps([fields[name] for name in WAIT_FIELDS], ensure_ascii=False, separators=(",", ":"))
+    values = [fields[name] for name in WAIT_FIELDS]
+    if wait.variants:
+        values.append(fields["variants"])
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
 def load_wait(raw: str | None) -> WaitState | None:
@@ -33,9 +39,10 @@ def load_wait(raw: str | None) -> WaitState | None:
         return None
     value = json.loads(raw)
     if isinstance(value, list):
-        if len(value) > len(WAIT_FIELDS):
-            raise ValueError(f"wait state has {len(value)} fields, at most {len(WAIT_FIELDS)} are known")
-        return WaitState.from_dict(dict(zip(WAIT_FIELDS, value, strict=False)))
+        names = WAIT_FIELDS + OPTIONAL_WAIT_FIELDS
+        if len(value) > len(names):
+            raise ValueError(f"wait state has {len(value)} fields, at most {len(names)} are known")
+        return WaitState.from_dict(dict(zip(names, value, strict=False)))
     return WaitState.from_dict(value)
 
 

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from flow_engine.core.control import Control
-from flow_engine.core.graph import (
-    Delay,
-    Flow,
-    Invalid,
-    SendMedia,
-    SendTemplate,
-    SendText,
-    SetAttribute,
-    WaitForReply,
-    Webhook,
-)
+from flow_engine.core.graph import Flow
 from flow_engine.core.ids import derive
 from flow_engine.core.inbound import Event, Message
 from flow_engine.core.outcome import (
@@ -24,6 +14,7 @@ from flow_engine.core.outcome import (
     Contact,
     Effect,
     FlowFailure,
+    Jumped,
     OutboxMessage,
     Outcome,
     RunRecord,
@@ -32,7 +23,9 @@ from flow_engine.core.outcome import (
     WaitState,
     WebhookEvent,
 )
-from flow_engine.core.template import placeholder_values, render, render_deep
+from flow_engine.core.steps.base import _End
+from flow_engine.core.steps.wait_for_reply import WaitForReply
+from flow_engine.core.template import placeholder_values, render_deep
 
 
 class Execution:
@@ -68,6 +61,9 @@ class Execution:
         self.webhooks_sent = 0
         self.steps = steps_before  # run since the contact last spoke: a timer-driven loop adds up too
         self._values: dict[str, Any] | None = None
+        # A/B variants chosen in this run (split), by step location: carried by the run's wait state.
+        self.variants: dict[str, str] = dict(wait_before.variants) if wait_before is not None and \
+            wait_before.run_id == run_id else {}
 
     def values(self) -> dict[str, Any]:
         if self._values is None:
@@ -94,42 +90,41 @@ class Execution:
             )
         )
 
+    def save(self, key: str, value: Any) -> None:
+        """Write a contact attribute: for the steps that follow, and as an effect for the runtime."""
+        self.attributes[key] = value
+        self.effects.append(AttributeWrite(key, value))
+        self._values = None
+
+    def jumped(self, path: str, index: int, via: str, target: str) -> None:
+        """Record that the run jumps from step `index` of `path` to `target` (a trace effect)."""
+        self.effects.append(Jumped(f"{path}:{index}", via, target))
+
     def run_from(self, path: str, start: int) -> Outcome:
+        """Run from step `start` of `path`, following jumps, until the run pauses, ends or fails.
+
+        Each step runs itself (core/steps/): it says where the run goes next — the next step
+        (None), the first step of a path (its name), the end (END) — or returns the Outcome that
+        pauses or fails the run."""
         steps = self.flow.paths.get(path, ())
-        last = f"{path}:{max(start - 1, 0)}"
-        stop = start + self.control.max_steps - self.steps  # the loop guard: the first index past the cap
-        for index in range(start, len(steps)):
-            step = steps[index]
-            last = f"{path}:{index}"
-            if index >= stop:
-                self.steps += index - start
-                return self.fail(last, f"paths.{path}[{index}]: loop-limit: more than {self.control.max_steps} "
-                                       "steps without a reply from the contact", code="loop-limit")
-            if isinstance(step, SendText):
-                self.send("text", render(step.text, self.values()))
-            elif isinstance(step, SendTemplate):
-                components = self.fill(step.components, step.templated)
-                self.send("template", {"name": step.name, "language": step.language, "components": components})
-            elif isinstance(step, SendMedia):
-                self.send("media", self.fill(step.media, step.templated))
-            elif isinstance(step, Webhook):
-                self.webhook(path, index, self.fill(step.data, step.templated))
-            elif isinstance(step, SetAttribute):
-                value = self.fill(step.value, step.templated)
-                self.attributes[step.key] = value
-                self.effects.append(AttributeWrite(step.key, value))
-                self._values = None
-            elif isinstance(step, Delay):
-                self.steps += index - start + 1
-                return self.pause(path, index, "delay", step.ms, None)
-            elif isinstance(step, WaitForReply):
-                self.steps += index - start + 1
-                return self.pause(path, index, "reply", step.timeout_ms, step)
-            elif isinstance(step, Invalid):
-                self.steps += index - start + 1
-                return self.fail(last, step.problem)
-        self.steps += max(len(steps) - start, 0)
-        return self.finish("completed", last, None)
+        index, last_path, last_index = start, path, max(start - 1, 0)
+        max_steps = self.control.max_steps  # the loop guard
+        while index < len(steps):
+            last_path, last_index = path, index
+            if self.steps >= max_steps:
+                return self.fail(f"{path}:{index}", f"paths.{path}[{index}]: loop-limit: more than {max_steps} "
+                                                    "steps without a reply from the contact", code="loop-limit")
+            self.steps += 1
+            target = steps[index].run(self, path, index)
+            if target is None:
+                index += 1
+            elif isinstance(target, str):
+                path, index, steps = target, 0, self.flow.paths.get(target, ())
+            elif isinstance(target, _End):
+                break
+            else:
+                return cast(Outcome, target)  # paused or failed
+        return self.finish("completed", f"{last_path}:{last_index}", None)
 
     def webhook(self, path: str, index: int, data: Any) -> None:
         self.webhooks_sent += 1
@@ -174,6 +169,7 @@ class Execution:
             intent=self.intent,
             expires=expires,
             steps=self.steps,
+            variants=tuple(sorted(self.variants.items())),
         )
         timers = () if due_ms is None else (timer_of(wait, self.event),)
         waiting_for: dict[str, Any] = {"kind": kind, "step": f"{path}:{index}", "token": token, "due_ms": due_ms}
@@ -201,6 +197,8 @@ class Execution:
             "trigger_text": self.text,
             "waiting_for": waiting_for,
         }
+        if self.variants:
+            context["variants"] = dict(self.variants)
         if status != "running":
             context["ended"] = status if error is None else code
         if error is not None:

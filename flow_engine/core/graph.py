@@ -7,89 +7,35 @@ Parsing never raises on a bad graph: every problem is collected with its locatio
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from flow_engine.core.assets import asset_kind
 from flow_engine.core.graph_strings import string_problems
 from flow_engine.core.intents import Keywords, compile_keywords, normalize_word
-from flow_engine.core.patterns import PatternError, compile_pattern
-from flow_engine.core.template import has_placeholders
+from flow_engine.core.steps import STEP_TYPES
+from flow_engine.core.steps.base import Invalid as Invalid
+from flow_engine.core.steps.base import is_number
+from flow_engine.core.steps.branch import Branch as Branch
+from flow_engine.core.steps.delay import Delay as Delay
+from flow_engine.core.steps.end import End as End
+from flow_engine.core.steps.goto import Goto as Goto
+from flow_engine.core.steps.send_media import SendMedia as SendMedia
+from flow_engine.core.steps.send_template import SendTemplate as SendTemplate
+from flow_engine.core.steps.send_text import SendText as SendText
+from flow_engine.core.steps.set_attribute import SetAttribute as SetAttribute
+from flow_engine.core.steps.split import Split as Split
+from flow_engine.core.steps.wait_for_reply import WaitForReply as WaitForReply
+from flow_engine.core.steps.webhook import Webhook as Webhook
 
 MAX_GRAPH_DEPTH = 64  # deeper JSON than this is hostile, not a flow
 MAX_GRAPH_CHARS = 1_000_000  # as JSON; thousands of steps fit
-DEFAULT_LANGUAGE: Mapping[str, Any] = {"code": "es"}
-MAX_DURATION_MS = 366 * 86_400_000  # a year: longer pauses are mistakes (and would overflow)
-DURATION_FIELDS = ("seconds", "sec", "ms")
-TIMEOUT_FIELDS = ("seconds", "timeout_seconds")
-MAX_EXPIRE_MIN = 366 * 24 * 60  # as MAX_DURATION_MS
+MAX_EXPIRE_MIN = 366 * 24 * 60  # a year, as the longest pause
 
-
-@dataclass(frozen=True)
-class SendText:
-    text: str
-
-
-@dataclass(frozen=True)
-class SendTemplate:
-    name: str
-    language: Any
-    components: Any
-    templated: bool = False  # components hold placeholders
-
-
-@dataclass(frozen=True)
-class SendMedia:
-    media: Mapping[str, Any]  # {"kind", "link", "caption"?}
-    templated: bool = False
-
-
-@dataclass(frozen=True)
-class Webhook:
-    data: Any
-    templated: bool = False
-
-
-@dataclass(frozen=True)
-class SetAttribute:
-    key: str
-    value: Any
-    templated: bool = False
-
-
-@dataclass(frozen=True)
-class Delay:
-    ms: int
-
-
-@dataclass(frozen=True)
-class WaitForReply:
-    pattern: str | None
-    timeout_ms: int | None
-    timeout_path: str | None
-    matcher: Any = field(default=None, compare=False, repr=False)
-    no_match_text: str | None = None  # sent for each non-matching reply that does not end the wait
-    max_attempts: int | None = None  # the wait ends as if timed out at this many non-matching replies
-
-    def matches(self, text: str) -> bool:
-        if self.matcher is None:
-            return True
-        try:
-            return self.matcher.search(text) is not None
-        except UnicodeEncodeError:  # lone surrogates from a JSON "\ud800" escape: match what is readable
-            return self.matcher.search(text.encode("utf-8", "replace").decode()) is not None
-
-
-@dataclass(frozen=True)
-class Invalid:
-    """A step that failed validation; reaching it at run time fails the run."""
-
-    problem: str
-
-
-Step = SendText | SendTemplate | SendMedia | Webhook | SetAttribute | Delay | WaitForReply | Invalid
+# Every step type lives in its own module of core/steps (parse + run + describe + jumps).
+Step = SendText | SendTemplate | SendMedia | Webhook | SetAttribute | Delay | WaitForReply | Invalid | Branch | Goto \
+    | End | Split
+Jump = Branch | Goto | Split  # steps that may continue elsewhere than the next step
 
 
 @dataclass(frozen=True)
@@ -130,37 +76,16 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 class _Parser:
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.warnings: list[str] = []
+        self.path_names: set[str] = set()
 
     def problem(self, where: str, what: str) -> str:
         line = f"{where}: {what}"
         self.problems.append(line)
         return line
-
-    def duration_ms(self, raw: Mapping[str, Any], where: str, names: tuple[str, ...]) -> int | None:
-        """Milliseconds from the first present alias; `ms` is exact, seconds may be fractional."""
-        present = [name for name in names if name in raw]
-        if not present:
-            return None
-        if len(present) > 1:
-            self.problem(where, "give only one of " + ", ".join(f'"{n}"' for n in present))
-        name = present[0]
-        value = raw[name]
-        if not _is_number(value) or value < 0:
-            self.problem(f"{where}.{name}", f"must be a non-negative number, got {json.dumps(value)}")
-            return None
-        exact: float = value if name == "ms" else value * 1000
-        if exact > MAX_DURATION_MS:
-            self.problem(f"{where}.{name}", f"must be at most {MAX_DURATION_MS // 1000} seconds (a year)")
-            return None
-        return round(exact)
 
     def step(self, raw: Any, where: str, path_names: set[str]) -> Step:
         count = len(self.problems)
@@ -173,94 +98,12 @@ class _Parser:
         if not isinstance(raw, dict):
             return Invalid(self.problem(where, "a step must be an object"))
         kind = raw.get("type")
-        if kind == "action":
-            return self._action(raw, where)
-        if kind == "set_attribute":
-            key = raw.get("key")
-            if not isinstance(key, str) or not key:
-                return Invalid(self.problem(where, 'set_attribute requires "key" (a non-empty string)'))
-            if "value" not in raw:
-                return Invalid(self.problem(where, 'set_attribute requires "value"'))
-            return SetAttribute(key, raw["value"], has_placeholders(raw["value"]))
-        if kind in ("wait", "delay"):
-            if not any(name in raw for name in DURATION_FIELDS):
-                return Invalid(self.problem(where, f'{kind} requires a duration: one of "seconds", "sec", "ms"'))
-            return Delay(self.duration_ms(raw, where, DURATION_FIELDS) or 0)  # a bad value is a problem
-        if kind == "wait_for_reply":
-            return self._wait_for_reply(raw, where, path_names)
+        if isinstance(kind, str) and kind in STEP_TYPES:
+            step: Step | None = STEP_TYPES[kind](raw, where, self)
+            return Invalid(self.problems[-1]) if step is None else step
         if kind is None:
             return Invalid(self.problem(where, 'missing step "type"'))
         return Invalid(self.problem(where, f"unknown step type {json.dumps(kind)}"))
-
-    def _action(self, raw: Mapping[str, Any], where: str) -> Step:
-        action = raw.get("action")
-        if action == "send_text":
-            text = raw.get("text")
-            if not isinstance(text, str):
-                return Invalid(self.problem(where, 'send_text requires "text" (a string)'))
-            return SendText(text)
-        if action == "send_template":
-            name = raw.get("template")
-            if not isinstance(name, str) or not name:
-                return Invalid(self.problem(where, 'send_template requires "template" (a name)'))
-            components = raw.get("components", [])
-            if not isinstance(components, list):
-                self.problem(f"{where}.components", "must be a list")
-            return SendTemplate(
-                name, raw.get("language", DEFAULT_LANGUAGE), components, has_placeholders(components)
-            )
-        if action == "send_media":
-            media = raw.get("media")
-            if media is None and isinstance(raw.get("asset"), str):
-                media = {"kind": raw.get("kind") or asset_kind(raw["asset"]), "link": raw["asset"]}
-                if isinstance(raw.get("caption"), str):
-                    media["caption"] = raw["caption"]
-            if not isinstance(media, dict):
-                return Invalid(self.problem(where, 'send_media requires "media" {kind, link} or "asset"'))
-            for name in ("kind", "link"):
-                if not isinstance(media.get(name), str) or not media[name]:
-                    self.problem(f"{where}.media.{name}", "required (a non-empty string)")
-            if "caption" in media and not isinstance(media["caption"], str):
-                self.problem(f"{where}.media.caption", "must be a string")
-            return SendMedia(dict(media), has_placeholders(media))
-        if action == "webhook":
-            data = raw["data"] if "data" in raw else raw.get("payload", {})
-            return Webhook(data, has_placeholders(data))
-        if action is None:
-            return Invalid(self.problem(where, 'an action step requires "action"'))
-        return Invalid(self.problem(where, f"unknown action {json.dumps(action)}"))
-
-    def _wait_for_reply(self, raw: Mapping[str, Any], where: str, path_names: set[str]) -> Step:
-        pattern = raw.get("pattern")
-        matcher = None
-        if pattern is not None:
-            if not isinstance(pattern, str):
-                self.problem(f"{where}.pattern", "must be a string")
-                pattern = None
-            else:
-                try:
-                    matcher = compile_pattern(pattern)
-                except PatternError as exc:
-                    self.problem(f"{where}.pattern", f"invalid regex {json.dumps(pattern)}: {exc}")
-        timeout_ms = self.duration_ms(raw, where, TIMEOUT_FIELDS)
-        timeout_path = raw.get("timeout_path")
-        if timeout_path is not None:
-            if not isinstance(timeout_path, str) or timeout_path not in path_names:
-                self.problem(f"{where}.timeout_path", f"path {json.dumps(timeout_path)} does not exist")
-                timeout_path = None
-            elif timeout_ms is None and not any(n in raw for n in TIMEOUT_FIELDS) and "max_attempts" not in raw:
-                self.problem(f"{where}.timeout_path", "set without a timeout, so it can never be taken")
-        no_match_text = raw.get("no_match_text")
-        if no_match_text is not None and not isinstance(no_match_text, str):
-            self.problem(f"{where}.no_match_text", "must be a string")
-            no_match_text = None
-        max_attempts = raw.get("max_attempts")
-        if max_attempts is not None and (
-            not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or not 1 <= max_attempts <= 1000
-        ):
-            self.problem(f"{where}.max_attempts", f"must be an integer from 1 to 1000, got {json.dumps(max_attempts)}")
-            max_attempts = None
-        return WaitForReply(pattern, timeout_ms, timeout_path, matcher, no_match_text, max_attempts)
 
     def node(self, raw: Any, where: str, path_names: set[str]) -> IntentNode | None:
         if not isinstance(raw, dict):
@@ -312,7 +155,7 @@ class _Parser:
         if "expire_after_minutes" not in graph:
             return None
         value = graph["expire_after_minutes"]
-        if not _is_number(value) or not 0 < value <= MAX_EXPIRE_MIN:
+        if not is_number(value) or not 0 < value <= MAX_EXPIRE_MIN:
             self.problem("expire_after_minutes", f"must be a number of minutes above 0 and at most {MAX_EXPIRE_MIN}"
                          f" (a year), got {json.dumps(value)}")
             return None
@@ -338,6 +181,7 @@ def parse_flow(graph: Any, *, flow_id: str = "", version: int = 0) -> Flow:
         parser.problem("paths", "must be an object of name -> [steps]")
         raw_paths = {}
     path_names = {name for name, steps in raw_paths.items() if isinstance(steps, list)}
+    parser.path_names = path_names
     raw_nodes = graph.get("nodes", [])
     if not isinstance(raw_nodes, list):
         parser.problem("nodes", "must be a list")
@@ -355,11 +199,76 @@ def parse_flow(graph: Any, *, flow_id: str = "", version: int = 0) -> Flow:
         paths[name] = tuple(
             parser.step(raw, f"paths.{name}[{index}]", path_names) for index, raw in enumerate(raw_steps)
         )
+    parser.problems.extend(jump_loops(paths))
     interrupt = parser.interrupt_words(graph)
     expire_after_min = parser.expire_after_min(graph)
     name = graph.get("name")
     return Flow(nodes, paths, tuple(parser.problems), flow_id, version, name if isinstance(name, str) else "",
                 tuple(parser.warnings), interrupt, expire_after_min)
+
+
+def _jumps_before_pause(steps: tuple[Step, ...]) -> list[tuple[int, Step, str]]:
+    """The jumps a run entering `steps` at its first step may take before it pauses or ends:
+    (index, step, target path). Only a step that `falls_through` lets the run reach the next one
+    within the same event (a pause, an end, a goto do not)."""
+    found: list[tuple[int, Step, str]] = []
+    for index, step in enumerate(steps):
+        found.extend((index, step, target) for _, target in step.jumps())
+        if not step.falls_through:
+            break
+    return found
+
+
+def jump_loops(paths: Mapping[str, tuple[Step, ...]]) -> list[str]:
+    """A problem for each jump on a cycle of jumps that passes no pausing step (SPEC §5.2).
+
+    Jumps always land on a path's first step, so such a cycle is a cycle of the graph "path P may
+    jump to path Q without pausing"; a jump is on one when P and Q share a strongly connected
+    component (Kosaraju, iterative: a long chain of paths cannot overflow the stack)."""
+    edges = {name: _jumps_before_pause(steps) for name, steps in paths.items()}
+    successors = {name: sorted({target for _, _, target in jumps if target in paths}) for name, jumps in edges.items()}
+    order: list[str] = []
+    seen: set[str] = set()
+    for root in paths:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(successors[root]))]
+        while stack:
+            node, children = stack[-1]
+            for child in children:
+                if child not in seen:
+                    seen.add(child)
+                    stack.append((child, iter(successors[child])))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    predecessors: dict[str, list[str]] = {name: [] for name in paths}
+    for name, targets in successors.items():
+        for target in targets:
+            predecessors[target].append(name)
+    component: dict[str, int] = {}
+    for root in reversed(order):
+        if root in component:
+            continue
+        component[root] = len(component)
+        label, pending = component[root], [root]
+        while pending:
+            for parent in predecessors[pending.pop()]:
+                if parent not in component:
+                    component[parent] = label
+                    pending.append(parent)
+    problems = []
+    for name, jumps in edges.items():
+        reported: set[tuple[int, str]] = set()
+        for index, step, target in jumps:
+            if target in component and component[target] == component[name] and (index, target) not in reported:
+                reported.add((index, target))
+                what = step.loop_problem(target) if isinstance(step, Jump) else \
+                    f"jump to {json.dumps(target)} loops without waiting for the contact"
+                problems.append(f"paths.{name}[{index}]: {what}")
+    return problems
 
 
 def validate(graph: Any) -> list[str]:

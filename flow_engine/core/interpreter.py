@@ -186,4 +186,6 @@ def _continue(
     step = _step_at(flow, wait)
     if reply is None and wait.kind == "reply" and isinstance(step, WaitForReply) and step.timeout_path:
         return execution.run_from(step.timeout_path, 0)
+    if reply is not None and wait.kind == "reply" and isinstance(step, WaitForReply) and step.save_as:
+        execution.save(step.save_as, step.capture(reply.text))
     return execution.run_from(wait.path, wait.index + 1)

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flow_engine.core.graph import (
     Delay,
     Flow,
-    Invalid,
-    SendMedia,
-    SendTemplate,
-    SendText,
-    SetAttribute,
     WaitForReply,
-    Webhook,
 )
 
 MAX_LABEL = 48
@@ -32,25 +25,7 @@ def _seconds(ms: int) -> str:
 
 
 def _describe(step: Any) -> str:
-    if isinstance(step, SendText):
-        return f"send: {step.text}"
-    if isinstance(step, SendTemplate):
-        return f"template: {step.name}"
-    if isinstance(step, SendMedia):
-        return f"{step.media.get('kind', 'media')}: {step.media.get('link', '')}"
-    if isinstance(step, Webhook):
-        return f"webhook: {json.dumps(step.data, ensure_ascii=False)}"
-    if isinstance(step, SetAttribute):
-        return f"set {step.key} = {json.dumps(step.value, ensure_ascii=False)}"
-    if isinstance(step, Delay):
-        return f"wait {_seconds(step.ms)}"
-    if isinstance(step, WaitForReply):
-        pattern = f" /{step.pattern}/" if step.pattern else ""
-        timeout = f", {_seconds(step.timeout_ms)}" if step.timeout_ms is not None else ""
-        return f"wait for reply{pattern}{timeout}"
-    if isinstance(step, Invalid):
-        return f"invalid: {step.problem}"
-    return type(step).__name__
+    return str(step.describe())  # every step type describes itself (core/steps/)
 
 
 def _node(path: str, index: int) -> str:
@@ -77,14 +52,23 @@ def to_mermaid(flow: Flow) -> str:
         for index, step in enumerate(steps):
             node = _node(name, index)
             label = _label(_describe(step))
-            if isinstance(step, Delay | WaitForReply):
+            jumps = step.jumps()
+            pauses = isinstance(step, Delay | WaitForReply)
+            if pauses:
                 lines.append(f"  {node}[/{label}/]")
+            elif len(jumps) > 1 or (jumps and step.falls_through):  # a decision: branch, split
+                lines.append(f"  {node}{{{label}}}")
             else:
                 lines.append(f"  {node}[{label}]")
             after = _node(name, index + 1) if index + 1 < len(steps) else f"end_{node}"
+            lines.extend(f"  {node} -->|{_label(via)}| {first[target]}" for via, target in jumps if target in first)
+            if not pauses and not step.falls_through:
+                if not jumps:  # end, or an invalid step: the run stops here
+                    lines.append(f"  {node} --> end_{node}((end))")
+                continue
             if index + 1 == len(steps):
                 lines.append(f"  {after}((end))")
-            edge = "-->|reply|" if isinstance(step, WaitForReply) else "-->"
+            edge = "-->|reply|" if isinstance(step, WaitForReply) else "-->|no case holds|" if jumps else "-->"
             lines.append(f"  {node} {edge} {after}")
             if isinstance(step, WaitForReply):
                 lines.extend(_reply_edges(flow, step, node, first[step.timeout_path] if step.timeout_path else after))

@@ -75,7 +75,18 @@ class AttributeWrite:
     value: Any
 
 
-Effect = OutboxMessage | WebhookEvent | AttributeWrite
+@dataclass(frozen=True)
+class Jumped:
+    """A trace, not an action: the run left `step` ("path:index") for the first step of `path`, by
+    `via` (a branch case's test, "default", "goto", or a split's "variant"). The runtime applies
+    nothing for it; the simulator and the fixtures show which way a run went."""
+
+    step: str
+    via: str
+    path: str
+
+
+Effect = OutboxMessage | WebhookEvent | AttributeWrite | Jumped
 
 
 TimerReason = Literal["delay", "timeout", "expire"]
@@ -130,6 +141,7 @@ class WaitState:
     attempts: int = 0  # non-matching replies so far (counted when the step has max_attempts)
     expires: bool = False  # the timer (due_ms) is the run's expiry, not the step's own timeout
     steps: int = 0  # steps run since the contact last replied (the loop guard's count)
+    variants: tuple[tuple[str, str], ...] = ()  # A/B variants chosen so far: (step location, path)
 
     @property
     def timer_reason(self) -> TimerReason:
@@ -153,6 +165,7 @@ class WaitState:
             "attempts": self.attempts,
             "expires": int(self.expires),
             "steps": self.steps,
+            "variants": dict(self.variants),
         }
 
     @classmethod
@@ -171,6 +184,7 @@ class WaitState:
             attempts=int(raw.get("attempts") or 0),  # waits stored before these fields existed: 0
             expires=bool(raw.get("expires")),
             steps=int(raw.get("steps") or 0),
+            variants=tuple(sorted((str(k), str(v)) for k, v in (raw.get("variants") or {}).items())),
         )
 
 

@@ -11,7 +11,16 @@ from flow_engine.core.control import DEFAULT_CONTROL, Control
 from flow_engine.core.conversation import OneFlow, handle, with_outcome
 from flow_engine.core.graph import Flow
 from flow_engine.core.inbound import Event, Message
-from flow_engine.core.outcome import AttributeWrite, Contact, OutboxMessage, Outcome, Timer, WaitState, WebhookEvent
+from flow_engine.core.outcome import (
+    AttributeWrite,
+    Contact,
+    Jumped,
+    OutboxMessage,
+    Outcome,
+    Timer,
+    WaitState,
+    WebhookEvent,
+)
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,8 @@ def effect_lines(happening: Happening) -> list[dict[str, Any]]:
             lines.append({"kind": "webhook", **fields, "body": dict(effect.body), **at})
         elif isinstance(effect, AttributeWrite):
             lines.append({"kind": "attribute", "key": effect.key, "value": effect.value, **at})
+        elif isinstance(effect, Jumped):
+            lines.append({"kind": "jump", "step": effect.step, "via": effect.via, "path": effect.path, **at})
     if outcome.wait_changed:
         wait = outcome.wait_after
         if wait is None:
@@ -107,6 +118,8 @@ def effect_lines(happening: Happening) -> list[dict[str, Any]]:
         run: dict[str, Any] = {"kind": "run", "status": outcome.run.status, "last_step": outcome.run.last_step}
         if "error" in outcome.run.context:
             run["error"] = outcome.run.context["error"]
+        if "variants" in outcome.run.context:
+            run["variants"] = outcome.run.context["variants"]
         lines.append({**run, **at})
     if outcome.hold:
         lines.append({"kind": "held", "action": "add", "text": getattr(happening.event, "text", ""), **at})
