@@ -6,7 +6,7 @@ import ast
 
 from tests.conftest import REPO
 
-ALLOWED = {"__future__", "collections", "dataclasses", "hashlib", "json", "math", "re", "re2", "typing",
+ALLOWED = {"__future__", "collections", "dataclasses", "functools", "hashlib", "json", "math", "re", "re2", "typing",
            "unicodedata", "flow_engine"}
 
 

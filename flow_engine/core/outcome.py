@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from flow_engine.core.inbound import Resume
@@ -37,6 +38,11 @@ class OutboxMessage:
 
     def fields(self) -> dict[str, str]:
         """The nf:outbox entry (SPEC §3): every value a string, structured ones JSON-encoded."""
+        return dict(self._fields)
+
+    @cached_property
+    def _fields(self) -> dict[str, str]:
+        # Encoded once: the output cap measures it and the commit writes it.
         content = self.content if self.type == "text" else _json(self.content)
         return {
             "org_id": self.org_id,
@@ -60,6 +66,10 @@ class WebhookEvent:
 
     def fields(self) -> dict[str, str]:
         """The nf:webhooks entry (SPEC §3)."""
+        return dict(self._fields)
+
+    @cached_property
+    def _fields(self) -> dict[str, str]:
         return {
             "org_id": self.org_id,
             "type": "flow.webhook",
