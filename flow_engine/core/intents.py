@@ -87,12 +87,22 @@ _BUILTIN = compile_keywords(BUILTIN_KEYWORDS)
 
 def classify(text: str, custom: Keywords = ()) -> str:
     """The intent of `text`: custom keywords (compiled) first, in their order, then the built-in ones."""
-    return match(text, custom) or match(text, _BUILTIN) or "default"
+    words = normalize(text)
+    return match_words(words, custom) or match_words(words, _BUILTIN) or "default"
 
 
 def match(text: str, table: Keywords) -> str | None:
     """The first intent of `table` (compiled) with a keyword in `text`, or None."""
-    words = normalize(text)
+    return match_words(normalize(text), table)
+
+
+def builtin_intent(words: str) -> str:
+    """The built-in keywords' intent of normalized `words` (`normalize`), else "default"."""
+    return match_words(words, _BUILTIN) or "default"
+
+
+def match_words(words: str, table: Keywords) -> str | None:
+    """`match` on text already normalized (`normalize`): normalize once, match against several tables."""
     for intent, keywords in table:
         for keyword in keywords:
             if keyword in words:

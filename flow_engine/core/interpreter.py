@@ -17,7 +17,7 @@ from flow_engine.core.execution import Execution, new_name, timer_of
 from flow_engine.core.graph import Flow, WaitForReply
 from flow_engine.core.ids import derive
 from flow_engine.core.inbound import Event, Message, Resume
-from flow_engine.core.intents import classify, fallback_reply, match
+from flow_engine.core.intents import builtin_intent, classify, fallback_reply, match_words, normalize
 from flow_engine.core.outcome import Contact, FlowFailure, Outcome, RunRecord, RunStatus, Timer, WaitState
 from flow_engine.core.template import render
 
@@ -29,7 +29,8 @@ def route(flow: Flow, text: str, intent: str | None = None) -> tuple[str, str | 
     The first intent node routes, wherever it stands among the graph's nodes. `intent`: decided
     outside (the NLP service); the node's own keywords come first, the built-in ones last."""
     node = flow.nodes[0] if flow.nodes else None
-    intent = match(text, node.keywords if node else ()) or intent or classify(text)
+    words = normalize(text)  # once, for the node's keywords and the built-in ones
+    intent = match_words(words, node.keywords if node else ()) or intent or builtin_intent(words)
     routes: Mapping[str, str] = node.routes if node else {}
     for path in (routes.get(intent), routes.get("default"), "path_default"):
         if path is not None and path in flow.paths:
