@@ -73,8 +73,15 @@ def duration_ms(raw: Mapping[str, Any], where: str, names: tuple[str, ...], cont
     return round(exact)
 
 
+class NoJumps:
+    """For step types that only ever continue at the next step, or stop: they name no other path."""
+
+    def jumps(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+
 @dataclass(frozen=True)
-class Invalid:
+class Invalid(NoJumps):
     """A step that failed validation; reaching it at run time fails the run."""
 
     problem: str
@@ -85,6 +92,3 @@ class Invalid:
 
     def describe(self) -> str:
         return f"invalid: {self.problem}"
-
-    def jumps(self) -> tuple[tuple[str, str], ...]:
-        return ()

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flow_engine.core.steps.base import Invalid, ParseContext, duration_ms
+from flow_engine.core.steps.base import Invalid, NoJumps, ParseContext, duration_ms
 
 DURATION_FIELDS = ("seconds", "sec", "ms")
 
 
 @dataclass(frozen=True)
-class Delay:
+class Delay(NoJumps):
     ms: int
     falls_through = False  # it pauses
 
@@ -21,9 +21,6 @@ class Delay:
 
     def describe(self) -> str:
         return f"wait {self.ms / 1000:g} s"
-
-    def jumps(self) -> tuple[tuple[str, str], ...]:
-        return ()
 
 
 def parse(raw: Mapping[str, Any], where: str, context: ParseContext) -> Delay | Invalid:

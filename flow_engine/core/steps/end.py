@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flow_engine.core.steps.base import END, ParseContext, _End
+from flow_engine.core.steps.base import END, NoJumps, ParseContext, _End
 
 
 @dataclass(frozen=True)
-class End:
+class End(NoJumps):
     falls_through = False
 
     def run(self, execution: Any, path: str, index: int) -> _End:
@@ -18,9 +18,6 @@ class End:
 
     def describe(self) -> str:
         return "end"
-
-    def jumps(self) -> tuple[tuple[str, str], ...]:
-        return ()
 
 
 def parse(raw: Mapping[str, Any], where: str, context: ParseContext) -> End:

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from flow_engine.core.assets import asset_kind
-from flow_engine.core.steps.base import Invalid, ParseContext
+from flow_engine.core.steps.base import Invalid, NoJumps, ParseContext
 from flow_engine.core.template import has_placeholders
 
 
 @dataclass(frozen=True)
-class SendMedia:
+class SendMedia(NoJumps):
     media: Mapping[str, Any]  # {"kind", "link", "caption"?}
     templated: bool = False
     falls_through = True
@@ -22,9 +22,6 @@ class SendMedia:
 
     def describe(self) -> str:
         return f"{self.media.get('kind', 'media')}: {self.media.get('link', '')}"
-
-    def jumps(self) -> tuple[tuple[str, str], ...]:
-        return ()
 
 
 def parse(raw: Mapping[str, Any], where: str, context: ParseContext) -> SendMedia | Invalid:

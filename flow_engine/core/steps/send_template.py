@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flow_engine.core.steps.base import Invalid, ParseContext
+from flow_engine.core.steps.base import Invalid, NoJumps, ParseContext
 from flow_engine.core.template import has_placeholders
 
 DEFAULT_LANGUAGE: Mapping[str, Any] = {"code": "es"}
 
 
 @dataclass(frozen=True)
-class SendTemplate:
+class SendTemplate(NoJumps):
     name: str
     language: Any
     components: Any
@@ -26,9 +26,6 @@ class SendTemplate:
 
     def describe(self) -> str:
         return f"template: {self.name}"
-
-    def jumps(self) -> tuple[tuple[str, str], ...]:
-        return ()
 
 
 def parse(raw: Mapping[str, Any], where: str, context: ParseContext) -> SendTemplate | Invalid:

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flow_engine.core.steps.base import Invalid, ParseContext
+from flow_engine.core.steps.base import Invalid, NoJumps, ParseContext
 from flow_engine.core.template import render
 
 
 @dataclass(frozen=True)
-class SendText:
+class SendText(NoJumps):
     text: str
     falls_through = True
 
@@ -20,9 +20,6 @@ class SendText:
 
     def describe(self) -> str:
         return f"send: {self.text}"
-
-    def jumps(self) -> tuple[tuple[str, str], ...]:
-        return ()
 
 
 def parse(raw: Mapping[str, Any], where: str, context: ParseContext) -> SendText | Invalid:

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flow_engine.core.steps.base import Invalid, ParseContext
+from flow_engine.core.steps.base import Invalid, NoJumps, ParseContext
 from flow_engine.core.template import has_placeholders
 
 
 @dataclass(frozen=True)
-class SetAttribute:
+class SetAttribute(NoJumps):
     key: str
     value: Any
     templated: bool = False
@@ -23,9 +23,6 @@ class SetAttribute:
 
     def describe(self) -> str:
         return f"set {self.key} = {json.dumps(self.value, ensure_ascii=False)}"
-
-    def jumps(self) -> tuple[tuple[str, str], ...]:
-        return ()
 
 
 def parse(raw: Mapping[str, Any], where: str, context: ParseContext) -> SetAttribute | Invalid:

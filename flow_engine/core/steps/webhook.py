@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flow_engine.core.steps.base import ParseContext
+from flow_engine.core.steps.base import NoJumps, ParseContext
 from flow_engine.core.template import has_placeholders
 
 
 @dataclass(frozen=True)
-class Webhook:
+class Webhook(NoJumps):
     data: Any
     templated: bool = False
     falls_through = True
@@ -22,9 +22,6 @@ class Webhook:
 
     def describe(self) -> str:
         return f"webhook: {json.dumps(self.data, ensure_ascii=False)}"
-
-    def jumps(self) -> tuple[tuple[str, str], ...]:
-        return ()
 
 
 def parse(raw: Mapping[str, Any], where: str, context: ParseContext) -> Webhook:
