@@ -8,6 +8,7 @@ import json
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -23,9 +24,8 @@ from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_
 from flow_engine.clock import now_ms
 from flow_engine.core.control import Control
 from flow_engine.core.conversation import handle
-from flow_engine.core.ids import derive
+from flow_engine.core.ids import derive_own
 from flow_engine.core.inbound import Event, Message, lane_key
-from flow_engine.core.limits import output_bytes
 from flow_engine.core.outcome import AttributeWrite, Outcome, WaitState
 from flow_engine.settings import Settings
 
@@ -194,7 +194,7 @@ class Runtime:
                               intent=intents.get(event.key), max_outputs=self.settings.max_outputs,
                               max_output_bytes=self.settings.max_output_bytes)
             for outcome in outcomes:
-                batch.output_bytes += output_bytes(outcome)
+                batch.output_bytes += outcome.output_chars
                 current = item
                 if outcome.released:
                     current = queue.pop(0)
@@ -295,9 +295,8 @@ def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: li
     metrics.webhooks_published.inc(sum(len(a.outcome.webhooks) for a in applied))
     metrics.scheduled.inc(sum(len(a.outcome.timers_add) for a in applied))
     metrics.held.inc(sum(1 for a in applied if a.outcome.hold))
-    for done in applied:
-        if done.outcome.ignored:
-            metrics.ignored.labels(done.outcome.ignored).inc()
+    for reason, count in Counter(done.outcome.ignored for done in applied if done.outcome.ignored).items():
+        metrics.ignored.labels(reason).inc(count)
     for (item, _event), done in zip(work, applied, strict=True):
         if done.outcome.outbox:
             metrics.latency_seconds.observe(max(written_ms - stream_ms(item.stream_id), 0) / 1000)
@@ -317,7 +316,7 @@ def _log(work: list[tuple[lanes.Item, Event]], applied: list[Applied]) -> None:
         if outcome.failure is None and not debug:
             continue
         ids = {"org_id": event.org_id, "run_id": outcome.run.id if outcome.run else None,
-               "event_id": event.key, "trace_id": derive(event.key, "trace")}
+               "event_id": event.key, "trace_id": derive_own(event.key, "trace")}
         if outcome.failure is not None:
             log.warning("run failed, event dead-lettered: %s", outcome.failure.code, extra=ids)
         else:

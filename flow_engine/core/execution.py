@@ -7,7 +7,7 @@ from typing import Any, Literal, cast
 
 from flow_engine.core.control import Control
 from flow_engine.core.graph import Flow
-from flow_engine.core.ids import derive
+from flow_engine.core.ids import derive_own
 from flow_engine.core.inbound import Event, Message
 from flow_engine.core.outcome import (
     AttributeWrite,
@@ -55,7 +55,7 @@ class Execution:
         # The stored name wins; a new contact is greeted by its WhatsApp profile name.
         self.name = contact.name or (event.name or "" if isinstance(event, Message) else "")
         self.attributes = dict(contact.attributes)
-        self.trace_id = derive(event.key, "trace")
+        self.trace_id = derive_own(event.key, "trace")
         self.effects: list[Effect] = []
         self.sent = 0
         self.webhooks_sent = 0
@@ -83,7 +83,7 @@ class Execution:
                 to=self.event.contact,
                 type=kind,
                 content=content,
-                client_id=derive(self.event.key, "out", self.sent - 1),
+                client_id=derive_own(self.event.key, "out", self.sent - 1),
                 trace_id=self.trace_id,
                 orig_text=self.text,
                 run_id=self.run_id,
@@ -131,7 +131,7 @@ class Execution:
         self.effects.append(
             WebhookEvent(
                 org_id=self.event.org_id,
-                event_id=derive(self.event.key, "webhook", self.webhooks_sent - 1),
+                event_id=derive_own(self.event.key, "webhook", self.webhooks_sent - 1),
                 ts_ms=self.now_ms,
                 body={
                     "flow_id": self.flow.id,
@@ -149,7 +149,7 @@ class Execution:
     def pause(
         self, path: str, index: int, kind: Literal["reply", "delay"], after_ms: int | None, step: WaitForReply | None
     ) -> Outcome:
-        token = derive(self.event.key, "timer", size_bytes=8)  # short: it is kept twice per pending wait
+        token = derive_own(self.event.key, "timer", size_bytes=8)  # short: it is kept twice per pending wait
         due_ms = None if after_ms is None else self.now_ms + after_ms
         expires = False
         if kind == "reply":  # a reply wait always has a timer: its own timeout, or the run's expiry first

@@ -19,5 +19,14 @@ def derive(event_key: str, *parts: object, size_bytes: int = 16) -> str:
 
     `event_key` is the engine's own ("<stream id>/<index>", "timer:<token>") or a fixed namespace
     ("contact"); the parts after it may come from outside and are escaped."""
-    material = "/".join([event_key, *map(_part, parts)]).encode()
-    return blake2b(material, digest_size=size_bytes, person=b"flow-engine").hexdigest()
+    return _digest("/".join([event_key, *map(_part, parts)]), size_bytes)
+
+
+def derive_own(event_key: str, *parts: str | int, size_bytes: int = 16) -> str:
+    """`derive` for parts the engine writes itself ("out", 3): nothing to escape, so the same id,
+    made without looking (the worker derives several ids per event)."""
+    return _digest("/".join([event_key, *map(str, parts)]), size_bytes)
+
+
+def _digest(material: str, size_bytes: int) -> str:
+    return blake2b(material.encode(), digest_size=size_bytes, person=b"flow-engine").hexdigest()

@@ -226,6 +226,8 @@ def _id(value: str, name: str, limit: int) -> str:
 def _checked(event: Event) -> Event:
     """One event with every value checked (ids) or normalised (texts): after this, nothing about it
     can fail to encode, to fit its column or to key the right contact."""
+    if _clean(event):
+        return event  # the common case, decided with a few whole-string tests (the bridge's hot path)
     _id(event.org_id, "org_id", MAX_ORG_CHARS)
     _id(event.channel_id, "channel_id", MAX_ORG_CHARS)
     _id(event.contact, "contact", MAX_CONTACT_CHARS)
@@ -240,8 +242,26 @@ def _checked(event: Event) -> Event:
     name = None if event.name is None else clean_text(event.name)[:MAX_NAME_CHARS]
     reply_id = None if event.reply_id is None else clean_text(event.reply_id)[:MAX_ID_CHARS]
     if text is event.text and kind is event.kind and name is event.name and reply_id is event.reply_id:
-        return event  # the common case: nothing to normalise (slicing a short string returns it)
+        return event  # nothing to normalise (slicing a short string returns it)
     return replace(event, text=text, kind=kind, name=name, reply_id=reply_id)
+
+
+def _clean(event: Event) -> bool:
+    """Whether `event` passes every check of `_checked` unchanged (False: look closer, one by one)."""
+    if len(event.org_id) > MAX_ORG_CHARS or len(event.channel_id) > MAX_ORG_CHARS or \
+            len(event.contact) > MAX_CONTACT_CHARS:
+        return False
+    if isinstance(event, Resume):
+        return len(event.token) <= MAX_ID_CHARS and f"{event.org_id}{event.channel_id}{event.contact}{event.token}" \
+            .isprintable()
+    name, wa_id, reply_id = event.name or "", event.wa_message_id or "", event.reply_id or ""
+    if len(event.text) > MAX_TEXT_CHARS or len(event.kind) > 32 or len(name) > MAX_NAME_CHARS or \
+            len(wa_id) > MAX_ID_CHARS or len(reply_id) > MAX_ID_CHARS:
+        return False
+    if not f"{event.org_id}{event.channel_id}{event.contact}{wa_id}".isprintable():
+        return False
+    texts = f"{event.text}{event.kind}{name}{reply_id}"
+    return "\x00" not in texts and (texts.isascii() or not _SURROGATE.search(texts))
 
 
 def parse_entry(stream_id: str, fields: Mapping[str, str]) -> list[Event]:

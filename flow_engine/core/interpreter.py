@@ -15,7 +15,7 @@ from typing import Any
 from flow_engine.core.control import DEFAULT_CONTROL, Control
 from flow_engine.core.execution import Execution, new_name, timer_of
 from flow_engine.core.graph import Flow, WaitForReply
-from flow_engine.core.ids import derive
+from flow_engine.core.ids import derive_own
 from flow_engine.core.inbound import Event, Message, Resume
 from flow_engine.core.intents import builtin_intent, classify, fallback_reply, match_words, normalize
 from flow_engine.core.outcome import Contact, FlowFailure, Outcome, RunRecord, RunStatus, Timer, WaitState
@@ -68,7 +68,7 @@ def _start(
     """A message from a contact with no paused run (or whose run it just `ended`): enter the flow,
     or send the fixed reply."""
     cancel = _cancel(ending, event) if ending is not None else ()
-    run_id = derive(event.key, "run") if flow is not None else ""
+    run_id = derive_own(event.key, "run") if flow is not None else ""
     if flow is not None and not flow.valid:
         reason = "; ".join(flow.problems)
         context = {"contact": event.contact, "channel_id": event.channel_id, "trigger_text": event.text,

@@ -11,26 +11,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flow_engine.core.outcome import FlowFailure, OutboxMessage, Outcome, WebhookEvent
+from flow_engine.core.outcome import FlowFailure, Outcome
 
 OUTPUT_LIMIT = "output-limit"
-
-
-def output_bytes(outcome: Outcome) -> int:
-    """The size of what `outcome` writes to the output streams (field values, as characters)."""
-    total = 0
-    for effect in outcome.effects:
-        if isinstance(effect, OutboxMessage | WebhookEvent):
-            total += sum(len(value) for value in effect.fields().values())
-    return total
 
 
 def cap_outputs(outcome: Outcome, *, max_outputs: int, max_bytes: int) -> Outcome:
     """`outcome` as it is when within the limits; else the failed run that replaces it."""
     outputs = len(outcome.outbox) + len(outcome.webhooks)
-    if outputs == 0 or (outputs <= max_outputs and output_bytes(outcome) <= max_bytes):
+    if outputs == 0 or (outputs <= max_outputs and outcome.output_chars <= max_bytes):
         return outcome
-    size = output_bytes(outcome)
+    size = outcome.output_chars
     where = outcome.run.last_step if outcome.run is not None else "?"
     detail = (f"{where}: one message caused {outputs} outputs ({size} characters), more than the limit of "
               f"{max_outputs} outputs or {max_bytes} characters")

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from flow_engine.core.inbound import Resume
+
+_T = TypeVar("_T")
+
+
+class cached_property(Generic[_T]):
+    """functools.cached_property without the lock Python 3.11 takes on every first read (outcomes
+    are made and read by one thread, many per event on the worker's hot path)."""
+
+    def __init__(self, func: Callable[[Any], _T]) -> None:
+        self.func, self.name = func, func.__name__
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> cached_property[_T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)
+        return value
 
 
 def _json(value: Any) -> str:
@@ -41,6 +60,11 @@ class OutboxMessage:
         return dict(self._fields)
 
     @cached_property
+    def chars(self) -> int:
+        """The size of the entry's field values (what the output cap counts)."""
+        return sum(map(len, self._fields.values()))
+
+    @cached_property
     def _fields(self) -> dict[str, str]:
         # Encoded once: the output cap measures it and the commit writes it.
         content = self.content if self.type == "text" else _json(self.content)
@@ -67,6 +91,11 @@ class WebhookEvent:
     def fields(self) -> dict[str, str]:
         """The nf:webhooks entry (SPEC §3)."""
         return dict(self._fields)
+
+    @cached_property
+    def chars(self) -> int:
+        """The size of the entry's field values (what the output cap counts)."""
+        return sum(map(len, self._fields.values()))
 
     @cached_property
     def _fields(self) -> dict[str, str]:
@@ -239,18 +268,25 @@ class Outcome:
     released: bool = False  # a held message, handled now: it leaves the held list
     ended: RunRecord | None = None  # an earlier run this event ended (interrupted) before `run` started
 
-    @property
+    # Cached: an outcome is read many times on the hot path (cap, commit size, ops, metrics) and is
+    # never changed (dataclasses.replace makes a new one, with empty caches).
+    @cached_property
     def outbox(self) -> tuple[OutboxMessage, ...]:
-        return tuple(e for e in self.effects if isinstance(e, OutboxMessage))
+        return tuple(e for e in self.effects if type(e) is OutboxMessage)
 
-    @property
+    @cached_property
     def webhooks(self) -> tuple[WebhookEvent, ...]:
-        return tuple(e for e in self.effects if isinstance(e, WebhookEvent))
+        return tuple(e for e in self.effects if type(e) is WebhookEvent)
 
-    @property
+    @cached_property
     def attributes(self) -> tuple[AttributeWrite, ...]:
         """Attribute writes in order: a later write of a key wins."""
-        return tuple(e for e in self.effects if isinstance(e, AttributeWrite))
+        return tuple(e for e in self.effects if type(e) is AttributeWrite)
+
+    @cached_property
+    def output_chars(self) -> int:
+        """The size of what this outcome writes to the output streams (field values, in characters)."""
+        return sum(e.chars for e in self.outbox) + sum(e.chars for e in self.webhooks)
 
     @property
     def wait_changed(self) -> bool:
