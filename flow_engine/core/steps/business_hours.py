@@ -156,6 +156,7 @@ def parse(raw: Mapping[str, Any], where: str, context: ParseContext) -> Business
     if not isinstance(hours, dict):
         return Invalid(context.problem(f"{where}.hours", 'business_hours requires "hours": {"mon": "09:00-18:00", '
                                                          '..., "sun": null}'))
+    problems_before = len(context.problems)
     for day in hours:
         if day not in DAYS:
             context.problem(f"{where}.hours.{day}", f"unknown day (one of {', '.join(DAYS)})")
@@ -164,6 +165,6 @@ def parse(raw: Mapping[str, Any], where: str, context: ParseContext) -> Business
     if closed_path is not None and (not isinstance(closed_path, str) or closed_path not in context.path_names):
         context.problem(f"{where}.closed_path", f"path {json.dumps(closed_path, ensure_ascii=False)} does not exist")
         closed_path = None
-    elif closed_path is None and not any(week):
+    elif closed_path is None and not any(week) and len(context.problems) == problems_before:
         context.problem(f"{where}.hours", "no day has opening hours, so the pause until the next opening never ends")
     return BusinessHours(timezone, week, closed_path, zone)
