@@ -154,8 +154,8 @@ class Runtime:
             waits[who] = outcome.wait_after
             if outcome.changes_contact or outcome.contact_name:
                 contact = stored.contact
-                stored.contact = replace(contact, attributes=apply_attribute_effects(contact.attributes, outcome.effects),
-                                         name=outcome.contact_name or contact.name)
+                attributes = apply_attribute_effects(contact.attributes, outcome.effects)
+                stored.contact = replace(contact, attributes=attributes, name=outcome.contact_name or contact.name)
             applied.append(Applied(event.org_id, event.channel_id, event.contact, outcome))
             handled.append((item, event))
             ops.extend(outcome_ops(self.keys, event, outcome))

@@ -190,7 +190,8 @@ def test_simulate_start_sets_the_virtual_clock_for_business_hours_and_release_gi
 
 @pytest.mark.parametrize(
     ("start", "error"),
-    [("2026-12-07", "Error: Invalid value for --start: '2026-12-07' needs its UTC offset, e.g. 2026-12-07T10:30:00-06:00"),
+    [("2026-12-07",
+      "Error: Invalid value for --start: '2026-12-07' needs its UTC offset, e.g. 2026-12-07T10:30:00-06:00"),
      ("mañana", "Error: Invalid value for --start: 'mañana' is not an ISO time such as 2026-12-07T10:30:00-06:00")],
 )
 def test_simulate_refuses_a_start_without_offset_or_not_a_time(start: str, error: str) -> None:
