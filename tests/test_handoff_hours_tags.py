@@ -94,6 +94,8 @@ def test_mermaid_draws_business_hours_as_a_decision_and_handoff_as_an_end() -> N
     assert "  p_p_0 -->|open| p_p_1" in lines
     assert '  p_p_1["hand off to v"]' in lines and "  p_p_1 --> end_p_p_1((end))" in lines
     assert '  p_q_0["add tag fuera"]' in lines
+    pausing = parse_flow({"nodes": [], "paths": {"p": [_hours(), {"type": "end"}]}})
+    assert '  p_p_0[/"business hours (Europe/Madrid)"/]' in to_mermaid(pausing).splitlines()  # until it opens
 
 
 # -- the control entry ----------------------------------------------------------------------------------

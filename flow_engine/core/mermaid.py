@@ -53,7 +53,7 @@ def to_mermaid(flow: Flow) -> str:
             node = _node(name, index)
             label = _label(_describe(step))
             jumps = step.jumps()
-            pauses = isinstance(step, Delay | WaitForReply)
+            pauses = isinstance(step, Delay | WaitForReply) or getattr(step, "may_pause", False)
             if pauses:
                 lines.append(f"  {node}[/{label}/]")
             elif len(jumps) > 1 or (jumps and step.falls_through):  # a decision: branch, split

@@ -111,6 +111,11 @@ class BusinessHours:
 
     next_label = "open"  # the edge to the next step (Mermaid)
 
+    @property
+    def may_pause(self) -> bool:
+        """Closed without a closed_path, it pauses until the next opening (Mermaid draws a pause)."""
+        return self.closed_path is None
+
 
 def _minutes(hour: str, minute: str, *, end: bool) -> int | None:
     h, m = int(hour), int(minute)
