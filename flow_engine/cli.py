@@ -167,7 +167,7 @@ def simulate(
         verb, _, arg = step.partition(":")
         if verb == "say":
             happenings = sim.say(arg)
-        elif step == "release":
+        elif verb == "release":
             happenings = sim.release()
         elif verb == "wait":
             try:

@@ -47,7 +47,7 @@ def play(case: dict[str, Any]) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     for step in case["steps"]:
         verb, _, arg = step.partition(":")
-        happenings = sim.release() if step == "release" else sim.say(arg) if verb == "say" else \
+        happenings = sim.release() if verb == "release" else sim.say(arg) if verb == "say" else \
             sim.advance(float(arg))
         for happening in happenings:
             lines.extend(effect_lines(happening))

@@ -138,6 +138,36 @@ def test_a_control_entry_releases_and_stream_order_decides_a_release_racing_a_me
     assert stack.stream(DLQ, org) == []
 
 
+def test_a_worker_killed_amid_handoffs_and_releases_duplicates_and_loses_nothing(stack: Stack) -> None:
+    org, phones = new_org(), [f"52155920{n:05d}" for n in range(20)]
+    stack.load_flow(org, DESK)
+    quiet = ignored(stack, "handoff")
+    for phone in phones:
+        stack.send(org, phone, "m0")
+    stack.wait_until(lambda: all(with_agent(stack, org, p) for p in phones), 30, "every contact with an agent")
+    pipe = stack.redis.pipeline(transaction=False)
+    for round_ in range(3):  # per contact: two messages for the agent, the release, one for the bot
+        for phone in phones:
+            if round_ < 2:
+                stack.send_later(pipe, org, phone, f"m{round_ + 1}")
+            else:
+                pipe.xadd(INCOMING, control(org, phone))
+    for phone in phones:
+        stack.send_later(pipe, org, phone, "m3")
+    pipe.execute()
+    stack["worker0"].restart()  # SIGKILL in the middle of it
+    stack.wait_until(lambda: len(stack.outbox(org)) >= 40, 90, "every contact answered twice")
+    stack.settled(timeout_s=60)
+    for phone in phones:
+        assert [e["text"] for e in stack.outbox(org) if e["to"] == phone] == ["eco m0", "eco m3"]
+    assert len({e["client_id"] for e in stack.outbox(org)}) == 40
+    assert len({e["event_id"] for e in stack.stream(WEBHOOKS, org)}) == len(stack.stream(WEBHOOKS, org)) == 40
+    assert ignored(stack, "handoff") - quiet == 40
+    assert all(with_agent(stack, org, p) for p in phones)  # m3 handed each over again
+    members = {tuple(json.loads(m)) for m in stack.redis.zrange(HANDOFFS, 0, -1) if json.loads(m)[0] == org}
+    assert members == {(org, "ch1", p) for p in phones}
+
+
 def test_a_bad_control_entry_goes_to_the_dlq_with_its_reason(stack: Stack) -> None:
     org = new_org()
     entry_id = stack.redis.xadd(INCOMING, {"org_id": org, "channel_id": "ch1", "control": "mute", "contact": "521"})
