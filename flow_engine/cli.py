@@ -10,9 +10,10 @@ from typing import Any
 import click
 
 from flow_engine.adapters.dlq import printable, printable_json
+from flow_engine.cli_handoff import handoff
 from flow_engine.core.control import Control
 from flow_engine.core.graph import Flow, parse_flow
-from flow_engine.core.outcome import AttributeWrite, Contact, Jumped, OutboxMessage, WebhookEvent
+from flow_engine.core.outcome import AttributeWrite, Contact, Jumped, OutboxMessage, TagWrite, WebhookEvent
 from flow_engine.core.simulator import Happening, Simulator, effect_lines
 
 
@@ -29,6 +30,9 @@ def load_graph(path: str) -> Any:
 @click.group()
 def main() -> None:
     """Flow Engine: runs WhatsApp chat-automation flows on Celery and Redis."""
+
+
+main.add_command(handoff)
 
 
 @main.command()
@@ -49,6 +53,8 @@ def validate(file: str) -> None:
 _IGNORED = {
     "no-match": "ignored: the reply does not match the pattern",
     "stale-timer": "timer no longer current",
+    "handoff": "ignored: the contact is with an agent",
+    "not-with-agent": "ignored: the contact is not with an agent",
 }
 
 
@@ -59,6 +65,10 @@ def _transcript(happening: Happening, who: str) -> list[str]:
     event, outcome = happening.event, happening.outcome
     if hasattr(event, "text"):
         lines = [f"{stamp} {who} > {event.text}" + ("   (held until now)" if outcome.released else "")]
+    elif not hasattr(event, "reason"):
+        lines = [f"{stamp} ⇄ release (the agent is done)"]
+    elif event.reason == "handoff":
+        lines = [f"{stamp} ⏰ the handoff's time is up"]
     else:
         lines = [f"{stamp} ⏰ {'the wait expires' if event.reason == 'expire' else f'{event.reason} is due'}"]
     if outcome.ended is not None:
@@ -68,15 +78,25 @@ def _transcript(happening: Happening, who: str) -> list[str]:
             shown = effect.content if effect.type == "text" else json.dumps(effect.content, ensure_ascii=False)
             lines.append(f"{pad} bot > {shown}" if effect.type == "text" else f"{pad} bot > [{effect.type}] {shown}")
         elif isinstance(effect, WebhookEvent):
-            lines.append(f"{pad} → webhook {json.dumps(effect.body['data'], ensure_ascii=False)}")
+            kind = "handoff" if effect.type == "flow.handoff" else "webhook"
+            lines.append(f"{pad} → {kind} {json.dumps(effect.body['data'], ensure_ascii=False)}")
+        elif isinstance(effect, TagWrite):
+            lines.append(f"{pad} ✎ tag {'+' if effect.present else '-'}{effect.tag}")
         elif isinstance(effect, AttributeWrite):
             lines.append(f"{pad} ✎ {effect.key} = {json.dumps(effect.value, ensure_ascii=False)}")
         elif isinstance(effect, Jumped):
             lines.append(f"{pad} ↪ {effect.step} {effect.via} → {effect.path}")
     wait = outcome.wait_after
     if outcome.wait_changed and wait is not None:
-        due = "" if wait.due_ms is None else f" until {wait.due_ms / 1000:.3f}s"
-        lines.append(f"{pad} … waiting for {'a reply' if wait.kind == 'reply' else 'the delay'}{due}")
+        due = "" if wait.due_ms is None else f" until {(wait.due_ms - happening.start_ms) / 1000:.3f}s"
+        if wait.due_ms is not None and wait.kind != "reply" and wait.due_ms - happening.start_ms >= 3_600_000:
+            from datetime import UTC, datetime  # a long pause (business hours): when, on the calendar
+
+            due += datetime.fromtimestamp(wait.due_ms / 1000, UTC).strftime(" (%Y-%m-%d %H:%M:%S UTC)")
+        waiting = {"reply": "waiting for a reply", "delay": "waiting for the delay", "handoff": "with an agent"}
+        lines.append(f"{pad} … {waiting[wait.kind]}{due}")
+    if outcome.released_from_agent:
+        lines.append(f"{pad} (back with the bot)")
     if outcome.ignored:
         lines.append(f"{pad} ({_IGNORED.get(outcome.ignored, outcome.ignored)})")
     if outcome.hold:
@@ -87,6 +107,25 @@ def _transcript(happening: Happening, who: str) -> list[str]:
         error = outcome.run.context.get("error")
         lines.append(f"{pad} ■ run {outcome.run.status}" + (f": {error}" if error else ""))
     return lines
+
+
+def _start_ms(start: str | None) -> int:
+    """`--start`: an ISO 8601 time with its offset (or `Z`), as epoch ms; default now."""
+    from datetime import datetime
+
+    if start is None:
+        from flow_engine.clock import now_ms
+
+        return now_ms()
+    try:
+        moment = datetime.fromisoformat(start.replace("Z", "+00:00") if start.endswith("Z") else start)
+    except ValueError:
+        raise click.BadParameter(f"{start!r} is not an ISO time such as 2026-12-07T10:30:00-06:00",
+                                 param_hint="--start") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(f"{start!r} needs its UTC offset, e.g. 2026-12-07T10:30:00-06:00",
+                                 param_hint="--start")
+    return int(moment.timestamp() * 1000)
 
 
 def _attribute(value: str) -> tuple[str, Any]:
@@ -108,22 +147,28 @@ def _attribute(value: str) -> tuple[str, Any]:
 @click.option("--name", default="", help="the contact's name")
 @click.option("--attr", "attrs", multiple=True, metavar="KEY=VALUE", help="a contact attribute (JSON or text)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per effect")
+@click.option("--start", "start", default=None, metavar="ISO-TIME",
+              help="where the virtual clock starts, e.g. 2026-12-07T10:30:00-06:00 (default: now)")
 def simulate(
     flow_file: str, steps: tuple[str, ...], org: str, channel: str, phone: str, name: str,
-    attrs: tuple[str, ...], as_json: bool,
+    attrs: tuple[str, ...], as_json: bool, start: str | None,
 ) -> None:
-    """Play a conversation against a flow: STEP is say:TEXT or wait:SECONDS."""
+    """Play a conversation against a flow: STEP is say:TEXT, wait:SECONDS or release (the agent is done)."""
     flow: Flow = parse_flow(load_graph(flow_file), flow_id=Path(flow_file).stem, version=1)
     if flow.problems:
         raise click.ClickException(f"{flow_file} is not a valid flow:\n" + "\n".join(flow.problems))
     attributes = dict(_attribute(a) for a in attrs)
     settings = _settings()  # conversation control as the engine would apply it (FLOW_ENGINE_MAX_STEPS, ...)
-    control = Control.of(settings.max_steps, settings.run_expire_min, settings.interrupt_words, settings.max_held)
-    sim = Simulator(flow, org_id=org, channel_id=channel, contact=Contact(phone, name, attributes), control=control)
+    control = Control.of(settings.max_steps, settings.run_expire_min, settings.interrupt_words, settings.max_held,
+                         settings.handoff_ttl_min)
+    sim = Simulator(flow, org_id=org, channel_id=channel, contact=Contact(phone, name, attributes), control=control,
+                    start_ms=_start_ms(start))
     for step in steps:
         verb, _, arg = step.partition(":")
         if verb == "say":
             happenings = sim.say(arg)
+        elif verb == "release":
+            happenings = sim.release()
         elif verb == "wait":
             try:
                 seconds = float(arg)
@@ -133,7 +178,7 @@ def simulate(
                 raise click.BadParameter(f"{step!r}: seconds must not be negative", param_hint="STEP")
             happenings = sim.advance(seconds)
         else:
-            raise click.BadParameter(f"{step!r} is neither say:TEXT nor wait:SECONDS", param_hint="STEP")
+            raise click.BadParameter(f"{step!r} is neither say:TEXT, wait:SECONDS nor release", param_hint="STEP")
         for happening in happenings:
             if as_json:
                 for effect in effect_lines(happening):

@@ -33,6 +33,7 @@ ignored = Counter("nexia_engine_ignored", "Events that got no answer, by reason 
                   ["reason"])
 held = Counter("nexia_engine_held",
                "Messages held while the contact's run was in a delay (answered when it waits for a reply or ends)")
+handoffs = Counter("nexia_engine_handoffs", "Contacts handed to an agent by a handoff step (flow.handoff events)")
 handed_on = Counter("nexia_engine_handed_on", "Events handed on to lanes by the bridge")
 
 processing_seconds = Histogram("nexia_engine_processing_seconds", "Time to process one lane batch",

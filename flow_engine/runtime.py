@@ -26,7 +26,7 @@ from flow_engine.core.control import Control
 from flow_engine.core.conversation import handle
 from flow_engine.core.ids import derive_own
 from flow_engine.core.inbound import Event, Message, lane_key
-from flow_engine.core.outcome import AttributeWrite, Outcome, WaitState
+from flow_engine.core.outcome import Outcome, WaitState, apply_attribute_effects
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.runtime")
@@ -61,7 +61,7 @@ class Runtime:
         self.keys = Keys.of(settings)
         self.flows = FlowCache(self.engine, settings.flow_cache_s)
         self.control = Control.of(settings.max_steps, settings.run_expire_min, settings.interrupt_words,
-                                  settings.max_held)
+                                  settings.max_held, settings.handoff_ttl_min)
         self.new_lanes_queue = settings.broker_url == settings.redis_url
         self.nlp = nlp.Nlp(settings.nlp_url, settings.nlp_timeout_s, settings.nlp_min_score) if settings.nlp_url \
             else None
@@ -152,11 +152,10 @@ class Runtime:
             who = (event.org_id, event.channel_id, event.contact)
             stored = contacts[(event.org_id, event.contact)]
             waits[who] = outcome.wait_after
-            writes = {w.key: w.value for w in outcome.effects if isinstance(w, AttributeWrite)}
-            if writes or outcome.contact_name:
+            if outcome.changes_contact or outcome.contact_name:
                 contact = stored.contact
-                stored.contact = replace(contact, attributes={**contact.attributes, **writes},
-                                         name=outcome.contact_name or contact.name)
+                attributes = apply_attribute_effects(contact.attributes, outcome.effects)
+                stored.contact = replace(contact, attributes=attributes, name=outcome.contact_name or contact.name)
             applied.append(Applied(event.org_id, event.channel_id, event.contact, outcome))
             handled.append((item, event))
             ops.extend(outcome_ops(self.keys, event, outcome))
@@ -295,6 +294,7 @@ def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: li
     metrics.webhooks_published.inc(sum(len(a.outcome.webhooks) for a in applied))
     metrics.scheduled.inc(sum(len(a.outcome.timers_add) for a in applied))
     metrics.held.inc(sum(1 for a in applied if a.outcome.hold))
+    metrics.handoffs.inc(sum(1 for a in applied if a.outcome.handed_off))
     for reason, count in Counter(done.outcome.ignored for done in applied if done.outcome.ignored).items():
         metrics.ignored.labels(reason).inc(count)
     for (item, _event), done in zip(work, applied, strict=True):

@@ -58,6 +58,7 @@ class Settings:
     run_expire_min: int = 1440  # a run paused for a reply expires after this (flows may set their own)
     interrupt_words: str = ""  # comma-separated words that end a paused run and start afresh
     max_steps: int = 1000  # steps of a run without a reply from the contact before it fails (loop-limit)
+    handoff_ttl_min: float = 1440  # a contact handed to an agent is released after this (fractions allowed)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int = 2**31) -> int:
@@ -200,6 +201,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         interrupt_words=_choice(env, "FLOW_ENGINE_INTERRUPT_WORDS", "", _words,
                                 "must be comma-separated words, e.g. menu,inicio,salir"),
         max_steps=_int(env, "FLOW_ENGINE_MAX_STEPS", Settings.max_steps, 1, 1_000_000),
+        handoff_ttl_min=_float(env, "FLOW_ENGINE_HANDOFF_TTL_MIN", Settings.handoff_ttl_min, 0.001, 366 * 24 * 60),
     )
 
 

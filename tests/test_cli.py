@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -81,7 +82,7 @@ def test_simulate_transcript_with_contact_options_and_virtual_clock() -> None:
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (["shout:hola"], "Error: Invalid value for STEP: 'shout:hola' is neither say:TEXT nor wait:SECONDS"),
+        (["shout:hola"], "Error: Invalid value for STEP: 'shout:hola' is neither say:TEXT, wait:SECONDS nor release"),
         (["wait:soon"], "Error: Invalid value for STEP: 'wait:soon': wait needs seconds, e.g. wait:2.5"),
         (["--attr", "novalue", "say:x"], "Error: Invalid value for --attr: 'novalue' is not KEY=VALUE"),
     ],
@@ -161,3 +162,48 @@ def test_simulate_transcript_shows_held_messages_re_prompts_interrupts_and_expir
         "[ 63.000s] ⏰ the wait expires",
         "           ■ run expired",
     ]
+
+
+def test_simulate_start_sets_the_virtual_clock_for_business_hours_and_release_gives_the_contact_back() -> None:
+    result = cli("simulate", str(EXAMPLE_FLOWS / "support_desk.json"), "--name", "Ana",
+                 "--start", "2026-12-07T17:59:00-06:00", "say:quiero un asesor", "say:¿sigues?", "release",
+                 "wait:60", "say:necesito un asesor")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "[  0.000s] Ana > quiero un asesor",
+        "           bot > Te comunico con un asesor, en un momento te atiende.",
+        '           → handoff {"queue": "soporte", "note": "Ana escribió: quiero un asesor"}',
+        "           … with an agent until 86400.000s (2026-12-08 23:59:00 UTC)",
+        "           ■ run completed",
+        "[  0.000s] Ana > ¿sigues?",
+        "           (ignored: the contact is with an agent)",
+        "[  0.000s] ⇄ release (the agent is done)",
+        "           (back with the bot)",
+        "[ 60.000s] Ana > necesito un asesor",  # 18:00: closed, until Tuesday 09:00 in Mexico City
+        "           ↪ agent:0 closed → after_hours",
+        "           ✎ tag +callback",
+        "           bot > Ahora estamos cerrados (lun a jue 9 a 18, vie 9 a 14 y 16 a 20, sáb 10 a 14). Te escribimos"
+        " en cuanto abramos.",
+        "           … waiting for the delay until 54060.000s (2026-12-08 15:00:00 UTC)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("start", "error"),
+    [("2026-12-07",
+      "Error: Invalid value for --start: '2026-12-07' needs its UTC offset, e.g. 2026-12-07T10:30:00-06:00"),
+     ("mañana", "Error: Invalid value for --start: 'mañana' is not an ISO time such as 2026-12-07T10:30:00-06:00")],
+)
+def test_simulate_refuses_a_start_without_offset_or_not_a_time(start: str, error: str) -> None:
+    result = cli("simulate", str(EXAMPLE_FLOWS / "support_desk.json"), "--start", start, "say:hola")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == error
+
+
+def test_handoff_commands_say_in_one_line_that_redis_is_unreachable() -> None:
+    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    for args in (["handoff", "list"], ["handoff", "release", "--org", "o", "--contact", "521"]):
+        result = subprocess.run([str(FLOW_ENGINE), *args], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert result.stderr.startswith("Error: Redis is not reachable at redis://127.0.0.1:1/0 (")
+        assert len(result.stderr.splitlines()) == 1

@@ -385,7 +385,7 @@ def resume_entry(raw: str) -> dict[str, str]:
         pytest.param(fields_for({"object": "whatsapp_business_account"}),
                      "payload is neither a WhatsApp webhook body (entry[]) nor {text, contact}", id="unknown-shape"),
         pytest.param(resume_entry(resume_json("later")),
-                     'engine_resume reason must be "delay", "timeout" or "expire", got "later"',
+                     'engine_resume reason must be "delay", "timeout", "expire" or "handoff", got "later"',
                      id="resume-bad-reason"),
         pytest.param(resume_entry(resume_json(token="")), "engine_resume needs a token and a contact",
                      id="resume-empty-token"),

@@ -4,12 +4,15 @@
 An expected effect matches when every field it names equals the actual one; ids are hashes, so
 fixtures name them only where identity matters (e.g. a timer cancelled is the timer added). A
 fixture's optional "control" sets the engine's conversation-control settings (max_steps,
-expire_after_min, interrupt_words, max_held) as FLOW_ENGINE_* would.
+expire_after_min, interrupt_words, max_held, handoff_ttl_min) as FLOW_ENGINE_* would; its optional
+"start" (an ISO time with offset) is where the virtual clock starts, as `simulate --start` (default:
+epoch 0, a Thursday); a step "release" is a `control=release` entry (the agent is done).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +34,21 @@ def play(case: dict[str, Any]) -> list[dict[str, Any]]:
     contact = case.get("contact", {})
     settings = case.get("control", {})  # the engine's settings of conversation control, if not the defaults
     control = Control.of(settings.get("max_steps", 1000), settings.get("expire_after_min", 1440),
-                         settings.get("interrupt_words", ""), settings.get("max_held", 50))
+                         settings.get("interrupt_words", ""), settings.get("max_held", 50),
+                         settings.get("handoff_ttl_min", 1440))
     sim = Simulator(
         flow,
         org_id=case.get("org", "acme"),
         channel_id=case.get("channel", "ch1"),
         contact=Contact(contact.get("phone", "5215550001"), contact.get("name", ""), contact.get("attributes", {})),
         control=control,
+        start_ms=int(datetime.fromisoformat(case["start"]).timestamp() * 1000) if "start" in case else 0,
     )
     lines: list[dict[str, Any]] = []
     for step in case["steps"]:
         verb, _, arg = step.partition(":")
-        happenings = sim.say(arg) if verb == "say" else sim.advance(float(arg))
+        happenings = sim.release() if verb == "release" else sim.say(arg) if verb == "say" else \
+            sim.advance(float(arg))
         for happening in happenings:
             lines.extend(effect_lines(happening))
     return lines
@@ -78,5 +84,6 @@ def test_there_is_a_fixture_for_every_step_type_and_alias() -> None:
                    '"timeout_seconds"', '"timeout_path"', '"keywords"', '"path_default"', '"trigger"',
                    '"no_match_text"', '"max_attempts"', '"interrupt"', '"expire_after_minutes"',
                    '"save_as"', '"type": "branch"', '"default"', '"type": "goto"', '"type": "end"',
-                   '"type": "split"', '"on"'):
+                   '"type": "split"', '"on"', '"type": "handoff"', '"queue"', '"note"', '"type": "business_hours"',
+                   '"closed_path"', '"type": "add_tag"', '"type": "remove_tag"'):
         assert needle in text, f"no run fixture uses {needle}"

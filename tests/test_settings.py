@@ -34,6 +34,11 @@ def test_conversation_control_defaults_and_values() -> None:
         5, 60, "Menú, inicio", 200)
 
 
+def test_handoff_ttl_defaults_to_a_day_and_takes_fractions_of_a_minute() -> None:
+    assert (Settings.handoff_ttl_min, load({}).handoff_ttl_min) == (1440, 1440)
+    assert load({"FLOW_ENGINE_HANDOFF_TTL_MIN": "0.5"}).handoff_ttl_min == 0.5
+
+
 def test_the_broker_defaults_to_redis_url_and_can_be_set_apart() -> None:
     assert load({"REDIS_URL": "redis://r:1/2"}).broker_url == "redis://r:1/2"
     assert load({"REDIS_URL": "redis://r:1/2", "CELERY_BROKER_URL": "amqp://q//"}).broker_url == "amqp://q//"
@@ -66,6 +71,8 @@ def test_the_broker_defaults_to_redis_url_and_can_be_set_apart() -> None:
         ({"FLOW_ENGINE_MAX_HELD": "-1"}, "FLOW_ENGINE_MAX_HELD='-1': must be between 0 and 10000"),
         ({"FLOW_ENGINE_RUN_EXPIRE_MIN": "0"}, "FLOW_ENGINE_RUN_EXPIRE_MIN='0': must be between 1 and 527040"),
         ({"FLOW_ENGINE_MAX_STEPS": "many"}, "FLOW_ENGINE_MAX_STEPS='many': must be an integer"),
+        ({"FLOW_ENGINE_HANDOFF_TTL_MIN": "a day"}, "FLOW_ENGINE_HANDOFF_TTL_MIN='a day': must be a number"),
+        ({"FLOW_ENGINE_HANDOFF_TTL_MIN": "0"}, "FLOW_ENGINE_HANDOFF_TTL_MIN='0': must be between 0.001 and 527040"),
         ({"FLOW_ENGINE_INTERRUPT_WORDS": "menu,,salir"},
          "FLOW_ENGINE_INTERRUPT_WORDS='menu,,salir': must be comma-separated words, e.g. menu,inicio,salir"),
     ],

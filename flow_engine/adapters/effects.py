@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flow_engine.adapters.keys import OUTBOX, WEBHOOKS, Keys, ignored_field
+from flow_engine.adapters.keys import HANDOFFS, OUTBOX, WEBHOOKS, Keys, handoff_member, ignored_field
 from flow_engine.core.inbound import Event
 from flow_engine.core.outcome import OutboxMessage, Outcome, WaitState, WebhookEvent
 
@@ -21,17 +21,20 @@ def _flat(fields: Mapping[str, str]) -> list[str]:
 # at the end: an array written by an older engine is shorter, and its missing fields take defaults.
 WAIT_FIELDS = ("run_id", "flow_id", "flow_version", "path", "index", "kind", "token", "due_ms", "trigger_text",
                "intent", "attempts", "expires", "steps")
-# Written after those only when set, so a run without them is stored exactly as before they existed:
-# the A/B variants a split chose ({location: path}).
-OPTIONAL_WAIT_FIELDS = ("variants",)
+# Written after those only up to the last one set, so a run without them is stored exactly as before
+# they existed: the A/B variants a split chose ({location: path}); for a contact with an agent, since
+# when (ms) and the queue.
+OPTIONAL_WAIT_FIELDS = ("variants", "since_ms", "queue")
+_UNSET: tuple[Any, ...] = ({}, None, "")
 
 
 def dump_wait(wait: WaitState) -> str:
     fields = wait.to_dict()
     values = [fields[name] for name in WAIT_FIELDS]
-    if wait.variants:
-        values.append(fields["variants"])
-    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    optional = [fields[name] for name in OPTIONAL_WAIT_FIELDS]
+    while optional and optional[-1] in _UNSET:
+        optional.pop()
+    return json.dumps(values + optional, ensure_ascii=False, separators=(",", ":"))
 
 
 def load_wait(raw: str | None) -> WaitState | None:
@@ -57,6 +60,11 @@ def outcome_ops(keys: Keys, event: Event, outcome: Outcome) -> list[Op]:
     if outcome.wait_changed:
         wait_key = keys.wait(event.org_id, event.channel_id, event.contact)
         ops.append(["u", wait_key] if outcome.wait_after is None else ["w", wait_key, dump_wait(outcome.wait_after)])
+        who = handoff_member(event.org_id, event.channel_id, event.contact)
+        if outcome.handed_off and outcome.wait_after is not None:  # the index of contacts with an agent
+            ops.append(["a", HANDOFFS, str(outcome.wait_after.since_ms or 0), who])
+        elif outcome.released_from_agent:
+            ops.append(["b", HANDOFFS, who])
     ops.extend(["r", timer.member()] for timer in outcome.timers_cancel)
     ops.extend(["z", str(timer.due_ms), timer.member()] for timer in outcome.timers_add)
     if outcome.ignored:

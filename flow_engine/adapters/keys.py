@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from flow_engine.settings import Settings
@@ -20,6 +21,9 @@ STATS = "fe:stats"  # hash of counters kept by scripts (duplicates, ignored:<rea
 # just got an event goes first, so a quiet org is served before the next turn of a busy org's lanes.
 NEW_LANES_QUEUE = "flow-engine-new"
 BUSY_LANES_QUEUE = "flow-engine"  # a lane that used up its turn and still holds events; retries
+# Contacts with an agent (SPEC §5.3): ZSET of handoff_member() scored by since when (ms). Their state is
+# the wait key (kind "handoff"); this index, changed by the same commit, lets `handoff list` skip a scan.
+HANDOFFS = "fe:handoffs"
 SECRET = "fe:secret"  # the engine's MAC key (resume and replay signatures); created once, never rotated
 
 
@@ -30,6 +34,11 @@ def part(value: str) -> str:
     if "%" in value or ":" in value:
         return value.replace("%", "%25").replace(":", "%3A")
     return value
+
+
+def handoff_member(org_id: str, channel_id: str, contact: str) -> str:
+    """A contact's member of the HANDOFFS index: [org, channel, contact] as compact JSON."""
+    return json.dumps([org_id, channel_id, contact], ensure_ascii=False, separators=(",", ":"))
 
 
 def ignored_field(reason: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from flow_engine.adapters.keys import INCOMING
 from flow_engine.adapters.scripts import RedisClient
-from flow_engine.core.inbound import Event, Message, Resume
+from flow_engine.core.inbound import Event, Message, Release, Resume
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ def encode(stream_id: str, index: int, event: Event) -> str:
     if isinstance(event, Message):
         body: list[object] = ["m", event.key, event.org_id, event.channel_id, event.contact, event.text, event.name,
                               event.wa_message_id, event.reply_id, event.kind]
+    elif isinstance(event, Release):
+        body = ["c", event.key, event.org_id, event.channel_id, event.contact, "release"]
     else:
         body = ["r", event.key, event.org_id, event.channel_id, event.contact, event.token, event.reason]
     return json.dumps([stream_id, index, body], ensure_ascii=False, separators=(",", ":"))
@@ -35,6 +37,9 @@ def decode(raw: str) -> Item:
     if body[0] == "m":
         _, key, org, channel, contact, text, name, wa_id, reply_id, kind = body
         return Item(stream_id, index, Message(key, org, channel, contact, text, name, wa_id, reply_id, kind))
+    if body[0] == "c":
+        _, key, org, channel, contact, _control = body
+        return Item(stream_id, index, Release(key, org, channel, contact))
     _, key, org, channel, contact, token, reason = body
     return Item(stream_id, index, Resume(key, org, channel, contact, token, reason))
 
@@ -54,4 +59,6 @@ def source_fields(client: RedisClient, item: Item) -> Mapping[str, str]:
         if event.wa_message_id:
             payload["id"] = event.wa_message_id
         fields["payload"] = json.dumps(payload, ensure_ascii=False)
+    elif isinstance(event, Release):
+        fields.update(control="release", contact=event.contact)
     return fields

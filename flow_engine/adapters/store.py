@@ -16,7 +16,7 @@ from flow_engine.adapters.db import ContactRow, FlowRow, FlowRunRow
 from flow_engine.adapters.schema import stamp
 from flow_engine.core.graph import Flow, parse_flow
 from flow_engine.core.ids import derive
-from flow_engine.core.outcome import Contact, Outcome
+from flow_engine.core.outcome import TAGS, AttributeWrite, Contact, Outcome, TagWrite, with_tag
 
 _MISSING = object()
 
@@ -112,6 +112,7 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
     runs: dict[str, dict[str, Any]] = {}
     patches: dict[tuple[str, str], dict[str, Any]] = {}
     names: dict[tuple[str, str], str] = {}
+    tag_changes: dict[tuple[str, str], dict[str, bool]] = {}  # per contact: tag -> present, merged in SQL
     run_created, run_updated = stamp(engine, "flow_runs", "created_at"), stamp(engine, "flow_runs", "updated_at")
     created_at, now = stamp(engine, "contacts", "created_at"), stamp(engine, "contacts", "updated_at")
     for item in applied:
@@ -125,11 +126,19 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
                 "last_step": run.last_step, "context": dict(run.context), "created_at": run_created,
                 "updated_at": run_updated,
             }
-        for write in outcome.attributes:
-            patches.setdefault(who, {})[write.key] = write.value
+        for effect in outcome.effects:  # in order: a later write wins, tag changes apply on top of writes
+            if isinstance(effect, AttributeWrite):
+                patches.setdefault(who, {})[effect.key] = effect.value
+                if effect.key == TAGS:
+                    tag_changes.pop(who, None)  # the whole list is written: later changes apply to it
+            elif isinstance(effect, TagWrite):
+                if TAGS in patches.get(who, {}):
+                    patches[who][TAGS] = with_tag(patches[who], effect.tag, effect.present)
+                else:
+                    tag_changes.setdefault(who, {})[effect.tag] = effect.present
         if outcome.contact_name:
             names[who] = outcome.contact_name
-    if not (runs or patches or names):
+    if not (runs or patches or names or tag_changes):
         return
     with engine.begin() as conn:
         dialect = engine.dialect.name
@@ -152,7 +161,7 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
                 ).returning(FlowRunRow.id),
                 list(runs.values()),
             ).all()
-        touched = sorted(set(patches) | set(names))
+        touched = sorted(set(patches) | set(names) | set(tag_changes))
         created = [who for who in touched if contacts[who].id is None]
         for who in created:
             contacts[who].id = contact_id(*who)
@@ -167,6 +176,9 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
             # One statement for the whole batch (sent in pages by psycopg2's execute_batch).
             conn.execute(_PG_MERGE, [{"id": contacts[who].id, "patch": json.dumps(patches.get(who, {})),
                                       "name": names.get(who), "now": now} for who in touched])
+            if tag_changes:
+                conn.execute(_PG_TAGS, [{"id": contacts[who].id, **_tag_args(changes)}
+                                        for who, changes in sorted(tag_changes.items())])
             return
         for who in touched:
             values: dict[str, Any] = {"updated_at": now}
@@ -180,6 +192,39 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
             if len(by_path) < len(patch):
                 rest = {key: value for key, value in patch.items() if key not in by_path}
                 _sqlite_merge_unaddressable(conn, str(contacts[who].id), rest)
+            if who in tag_changes:
+                _sqlite_change_tags(conn, str(contacts[who].id), tag_changes[who])
+
+
+def _tag_args(changes: dict[str, bool]) -> dict[str, str]:
+    return {"add": json.dumps(sorted(t for t, present in changes.items() if present)),
+            "remove": json.dumps(sorted(t for t, present in changes.items() if not present))}
+
+
+# add_tag / remove_tag (SPEC §5.3): the contact's current `tags` as the database holds it, plus the tags
+# added, minus the removed ones, sorted by code point (COLLATE "C", as Python sorts) without duplicates,
+# computed in the UPDATE: a tag another service adds meanwhile is kept, and so is every other key.
+_PG_TAGS = text(
+    "UPDATE contacts SET attributes = jsonb_set(COALESCE(attributes, '{}'::jsonb), '{tags}', ("
+    " SELECT COALESCE(jsonb_agg(tag ORDER BY tag COLLATE \"C\"), '[]'::jsonb) FROM ("
+    "  SELECT DISTINCT tag FROM ("
+    "   SELECT CASE WHEN jsonb_typeof(item) = 'string' THEN item #>> '{}' ELSE item::text END AS tag"
+    "   FROM jsonb_array_elements(CASE WHEN jsonb_typeof(attributes -> 'tags') = 'array'"
+    "                                  THEN attributes -> 'tags' ELSE '[]'::jsonb END) AS item"
+    "   UNION ALL SELECT jsonb_array_elements_text(CAST(:add AS jsonb))) AS every"
+    "  WHERE tag NOT IN (SELECT jsonb_array_elements_text(CAST(:remove AS jsonb)))) AS kept))"
+    " WHERE id = :id"
+)
+
+
+def _sqlite_change_tags(conn: Any, row_id: str, changes: dict[str, bool]) -> None:
+    """The same merge on SQLite: read, change, write back, safe because the caller's transaction has
+    already written this row and so holds SQLite's write lock until it commits (as below)."""
+    current = conn.execute(select(ContactRow.attributes).where(ContactRow.id == row_id)).scalar()
+    attributes = current if isinstance(current, dict) else {}
+    for tag, present in changes.items():
+        attributes = {**attributes, TAGS: with_tag(attributes, tag, present)}
+    conn.execute(update(ContactRow).where(ContactRow.id == row_id).values(attributes=attributes))
 
 
 # Sets the patch's keys (|| keeps every other key: a concurrent write of another key survives).

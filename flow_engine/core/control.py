@@ -17,12 +17,18 @@ class Control:
     expire_after_min: float = 1440  # a paused-for-reply run expires after this (WhatsApp's 24 h window)
     interrupt_words: tuple[str, ...] = ()  # normalized with normalize_word
     max_held: int = 50  # messages held per contact during a delay; the next one goes to the DLQ
+    handoff_ttl_min: float = 1440  # a contact handed to an agent is released after this (SPEC §5.3)
 
     @classmethod
-    def of(cls, max_steps: int, expire_after_min: float, interrupt_words: str, max_held: int) -> Control:
+    def of(cls, max_steps: int, expire_after_min: float, interrupt_words: str, max_held: int,
+           handoff_ttl_min: float = 1440) -> Control:
         """From settings: `interrupt_words` comma-separated, as FLOW_ENGINE_INTERRUPT_WORDS."""
         words = tuple(w for w in (normalize_word(word) for word in interrupt_words.split(",")) if w)
-        return cls(max_steps, expire_after_min, words, max_held)
+        return cls(max_steps, expire_after_min, words, max_held, handoff_ttl_min)
+
+    @property
+    def handoff_ttl_ms(self) -> int:
+        return round(self.handoff_ttl_min * 60_000)
 
     def expire_ms(self, flow: Flow) -> int:
         """How long a run of `flow` may wait for a reply."""

@@ -19,7 +19,7 @@ from flow_engine.core.graph import Flow
 from flow_engine.core.inbound import Event, Message
 from flow_engine.core.interpreter import interpret
 from flow_engine.core.limits import cap_outputs
-from flow_engine.core.outcome import Contact, Outcome, WaitState
+from flow_engine.core.outcome import Contact, Outcome, WaitState, apply_attribute_effects
 
 
 class Flows(Protocol):
@@ -44,11 +44,11 @@ class OneFlow:
 
 
 def with_outcome(contact: Contact, outcome: Outcome) -> Contact:
-    """The contact as the next event sees it: attribute writes and a new name applied."""
-    writes = {w.key: w.value for w in outcome.attributes}
-    if not writes and not outcome.contact_name:
+    """The contact as the next event sees it: attribute writes, tag changes and a new name applied."""
+    if not outcome.changes_contact and not outcome.contact_name:
         return contact
-    return replace(contact, attributes={**contact.attributes, **writes}, name=outcome.contact_name or contact.name)
+    return replace(contact, attributes=apply_attribute_effects(contact.attributes, outcome.effects),
+                   name=outcome.contact_name or contact.name)
 
 
 def handle(

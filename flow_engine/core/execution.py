@@ -19,9 +19,11 @@ from flow_engine.core.outcome import (
     Outcome,
     RunRecord,
     RunStatus,
+    TagWrite,
     Timer,
     WaitState,
     WebhookEvent,
+    with_tag,
 )
 from flow_engine.core.steps.base import _End
 from flow_engine.core.steps.wait_for_reply import WaitForReply
@@ -61,6 +63,7 @@ class Execution:
         self.webhooks_sent = 0
         self.steps = steps_before  # run since the contact last spoke: a timer-driven loop adds up too
         self._values: dict[str, Any] | None = None
+        self.handoff: dict[str, Any] | None = None  # set by a handoff step: recorded in the run's context
         # A/B variants chosen in this run (split), by step location: carried by the run's wait state.
         self.variants: dict[str, str] = dict(wait_before.variants) if wait_before is not None and \
             wait_before.run_id == run_id else {}
@@ -96,6 +99,12 @@ class Execution:
         self.effects.append(AttributeWrite(key, value))
         self._values = None
 
+    def tag(self, tag: str, present: bool) -> None:
+        """Add (`present`) or remove a tag of the contact (`contacts.attributes.tags`)."""
+        self.attributes["tags"] = with_tag(self.attributes, tag, present)
+        self.effects.append(TagWrite(tag, present))
+        self._values = None
+
     def jumped(self, path: str, index: int, via: str, target: str) -> None:
         """Record that the run jumps from step `index` of `path` to `target` (a trace effect)."""
         self.effects.append(Jumped(f"{path}:{index}", via, target))
@@ -126,7 +135,7 @@ class Execution:
                 return cast(Outcome, target)  # paused or failed
         return self.finish("completed", f"{last_path}:{last_index}", None)
 
-    def webhook(self, path: str, index: int, data: Any) -> None:
+    def webhook(self, path: str, index: int, data: Any, kind: str = "flow.webhook") -> None:
         self.webhooks_sent += 1
         self.effects.append(
             WebhookEvent(
@@ -143,8 +152,22 @@ class Execution:
                     "contact_phone": self.phone,
                     "channel_id": self.event.channel_id,
                 },
+                type=kind,
             )
         )
+
+    def hand_off(self, path: str, index: int, queue: str | None, note: Any) -> Outcome:
+        """The `handoff` step: one `flow.handoff` event, the run completes, and the contact is with an
+        agent (a wait of kind "handoff") until released, at the latest when its timer fires."""
+        self.webhook(path, index, {"queue": queue, "note": note}, kind="flow.handoff")
+        wait = WaitState(
+            run_id=self.run_id, flow_id=self.flow.id, flow_version=self.flow.version, path=path, index=index,
+            kind="handoff", token=derive_own(self.event.key, "timer", size_bytes=8),
+            due_ms=self.now_ms + self.control.handoff_ttl_ms, trigger_text=self.text, intent=self.intent,
+            since_ms=self.now_ms, queue=queue or "",
+        )
+        self.handoff = {"queue": queue, "note": note}
+        return self.finish("completed", f"{path}:{index}", wait, (timer_of(wait, self.event),))
 
     def pause(
         self, path: str, index: int, kind: Literal["reply", "delay"], after_ms: int | None, step: WaitForReply | None
@@ -199,6 +222,8 @@ class Execution:
         }
         if self.variants:
             context["variants"] = dict(self.variants)
+        if self.handoff is not None:
+            context["handoff"] = self.handoff
         if status != "running":
             context["ended"] = status if error is None else code
         if error is not None:

@@ -17,14 +17,17 @@ from flow_engine.core.steps import STEP_TYPES
 from flow_engine.core.steps.base import Invalid as Invalid
 from flow_engine.core.steps.base import is_number
 from flow_engine.core.steps.branch import Branch as Branch
+from flow_engine.core.steps.business_hours import BusinessHours as BusinessHours
 from flow_engine.core.steps.delay import Delay as Delay
 from flow_engine.core.steps.end import End as End
 from flow_engine.core.steps.goto import Goto as Goto
+from flow_engine.core.steps.handoff import Handoff as Handoff
 from flow_engine.core.steps.send_media import SendMedia as SendMedia
 from flow_engine.core.steps.send_template import SendTemplate as SendTemplate
 from flow_engine.core.steps.send_text import SendText as SendText
 from flow_engine.core.steps.set_attribute import SetAttribute as SetAttribute
 from flow_engine.core.steps.split import Split as Split
+from flow_engine.core.steps.tag import Tag as Tag
 from flow_engine.core.steps.wait_for_reply import WaitForReply as WaitForReply
 from flow_engine.core.steps.webhook import Webhook as Webhook
 
@@ -34,7 +37,7 @@ MAX_EXPIRE_MIN = 366 * 24 * 60  # a year, as the longest pause
 
 # Every step type lives in its own module of core/steps (parse + run + describe + jumps).
 Step = SendText | SendTemplate | SendMedia | Webhook | SetAttribute | Delay | WaitForReply | Invalid | Branch | Goto \
-    | End | Split
+    | End | Split | Handoff | BusinessHours | Tag
 Jump = Branch | Goto | Split  # steps that may continue elsewhere than the next step
 
 

@@ -50,10 +50,23 @@ class Resume:
     channel_id: str
     contact: str
     token: str
-    reason: Literal["delay", "timeout", "expire"]
+    reason: Literal["delay", "timeout", "expire", "handoff"]
 
 
-Event = Message | Resume
+@dataclass(frozen=True)
+class Release:
+    """A control entry (`control=release`): the contact is no longer with an agent (SPEC §5.3). It
+    travels the contact's lane like a message, so a release and a message racing are decided by
+    stream order."""
+
+    key: str  # "<stream id>/0"
+    org_id: str
+    channel_id: str
+    contact: str
+
+
+Event = Message | Resume | Release
+CONTROLS = ("release",)  # the values of an entry's `control` field
 
 
 def lane_key(event: Event) -> tuple[str, str, str]:
@@ -188,8 +201,9 @@ def _resume_event(raw: str, org_id: str, channel_id: str) -> Event:
     if not (isinstance(timer, list) and len(timer) == 5 and all(isinstance(part, str) for part in timer)):
         raise InvalidPayload("engine_resume must be [reason, token, org_id, channel_id, contact]")
     reason, token, timer_org, timer_channel, contact = timer
-    if reason not in ("delay", "timeout", "expire"):
-        raise InvalidPayload(f'engine_resume reason must be "delay", "timeout" or "expire", got {json.dumps(reason)}')
+    if reason not in ("delay", "timeout", "expire", "handoff"):
+        raise InvalidPayload('engine_resume reason must be "delay", "timeout", "expire" or "handoff", '
+                             f"got {json.dumps(reason)}")
     if not token or not contact:
         raise InvalidPayload("engine_resume needs a token and a contact")
     return Resume(
@@ -198,8 +212,20 @@ def _resume_event(raw: str, org_id: str, channel_id: str) -> Event:
         channel_id=timer_channel or channel_id,
         contact=contact,
         token=token,
-        reason="delay" if reason == "delay" else "expire" if reason == "expire" else "timeout",
+        reason="delay" if reason == "delay" else "expire" if reason == "expire" else
+        "handoff" if reason == "handoff" else "timeout",
     )
+
+
+def _control_event(stream_id: str, fields: Mapping[str, str], org_id: str, channel_id: str) -> Event:
+    """A control entry: `control` (release), `org_id`, `channel_id`, `contact` (SPEC §5.3)."""
+    control = fields["control"]
+    if control not in CONTROLS:
+        raise InvalidPayload(f'control must be "release", got {json.dumps(control, ensure_ascii=False)}')
+    if not org_id:
+        raise InvalidPayload("a control entry needs org_id")
+    contact = _string(fields.get("contact"), "contact")
+    return Release(key=f"{stream_id}/0", org_id=org_id, channel_id=channel_id, contact=contact)
 
 
 def clean_text(text: str) -> str:
@@ -234,6 +260,8 @@ def _checked(event: Event) -> Event:
     if isinstance(event, Resume):
         _id(event.token, "engine_resume token", MAX_ID_CHARS)
         return event
+    if isinstance(event, Release):
+        return event
     if len(event.text) > MAX_TEXT_CHARS:
         raise InvalidPayload(f"message text is longer than the limit of {MAX_TEXT_CHARS} characters")
     if event.wa_message_id is not None:
@@ -254,6 +282,8 @@ def _clean(event: Event) -> bool:
     if isinstance(event, Resume):
         return len(event.token) <= MAX_ID_CHARS and f"{event.org_id}{event.channel_id}{event.contact}{event.token}" \
             .isprintable()
+    if isinstance(event, Release):
+        return f"{event.org_id}{event.channel_id}{event.contact}".isprintable()
     name, wa_id, reply_id = event.name or "", event.wa_message_id or "", event.reply_id or ""
     if len(event.text) > MAX_TEXT_CHARS or len(event.kind) > 32 or len(name) > MAX_NAME_CHARS or \
             len(wa_id) > MAX_ID_CHARS or len(reply_id) > MAX_ID_CHARS:
@@ -295,6 +325,8 @@ def _events(stream_id: str, fields: Mapping[str, str]) -> list[Event]:
         raise InvalidPayload("org_id and channel_id must be strings")
     if "engine_resume" in fields:
         return [_resume_event(fields["engine_resume"], org_id, channel_id)]
+    if "control" in fields:
+        return [_control_event(stream_id, fields, org_id, channel_id)]
     if "payload" not in fields:
         raise InvalidPayload("entry has no payload field")
     if len(fields["payload"]) > MAX_PAYLOAD_CHARS:

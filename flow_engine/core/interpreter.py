@@ -16,7 +16,7 @@ from flow_engine.core.control import DEFAULT_CONTROL, Control
 from flow_engine.core.execution import Execution, new_name, timer_of
 from flow_engine.core.graph import Flow, WaitForReply
 from flow_engine.core.ids import derive_own
-from flow_engine.core.inbound import Event, Message, Resume
+from flow_engine.core.inbound import Event, Message, Release, Resume
 from flow_engine.core.intents import builtin_intent, classify, fallback_reply, match_words, normalize
 from flow_engine.core.outcome import Contact, FlowFailure, Outcome, RunRecord, RunStatus, Timer, WaitState
 from flow_engine.core.template import render
@@ -113,9 +113,15 @@ def interpret(
     the flow: decided by the runtime (NLP service), else by keywords.
     """
     active = flow if active is _SAME else active
+    if isinstance(event, Release):  # a control entry: the agent is done (SPEC §5.3)
+        if wait is None or wait.kind != "handoff":
+            return Outcome(event_key=event.key, wait_before=wait, wait_after=wait, ignored="not-with-agent")
+        return Outcome(event_key=event.key, wait_before=wait, wait_after=None, timers_cancel=_cancel(wait, event))
     if isinstance(event, Resume):
         if wait is None or wait.token != event.token or event.reason != wait.timer_reason:
             return Outcome(event_key=event.key, wait_before=wait, wait_after=wait, ignored="stale-timer")
+        if event.reason == "handoff":  # FLOW_ENGINE_HANDOFF_TTL_MIN passed: released; its timer fired
+            return Outcome(event_key=event.key, wait_before=wait, wait_after=None)
         if event.reason == "expire":  # its timer fired: nothing to cancel
             minutes = (flow or Flow((), {}, ())).expire_after_min or control.expire_after_min
             return Outcome(event_key=event.key, wait_before=wait, wait_after=None,
@@ -123,6 +129,8 @@ def interpret(
         return _continue(flow, event, wait, contact, now_ms, control, reply=None)
     if wait is None:
         return _start(flow, event, contact, now_ms, fallback_language, control, intent=intent)
+    if wait.kind == "handoff":  # with an agent: no bot output, interrupt words included
+        return Outcome(event_key=event.key, wait_before=wait, wait_after=wait, ignored="handoff")
     if control.interrupts(flow, event.text) and (wait.kind == "reply" or held == 0):
         # Behind held messages an interrupt word waits its turn: order first.
         ended = _ended_run(event, wait, "interrupted", interrupted_by=event.text.strip())

@@ -53,7 +53,7 @@ def to_mermaid(flow: Flow) -> str:
             node = _node(name, index)
             label = _label(_describe(step))
             jumps = step.jumps()
-            pauses = isinstance(step, Delay | WaitForReply)
+            pauses = isinstance(step, Delay | WaitForReply) or getattr(step, "may_pause", False)
             if pauses:
                 lines.append(f"  {node}[/{label}/]")
             elif len(jumps) > 1 or (jumps and step.falls_through):  # a decision: branch, split
@@ -68,7 +68,8 @@ def to_mermaid(flow: Flow) -> str:
                 continue
             if index + 1 == len(steps):
                 lines.append(f"  {after}((end))")
-            edge = "-->|reply|" if isinstance(step, WaitForReply) else "-->|no case holds|" if jumps else "-->"
+            next_label = getattr(step, "next_label", "no case holds")  # business_hours: "open"
+            edge = "-->|reply|" if isinstance(step, WaitForReply) else f"-->|{next_label}|" if jumps else "-->"
             lines.append(f"  {node} {edge} {after}")
             if isinstance(step, WaitForReply):
                 lines.extend(_reply_edges(flow, step, node, first[step.timeout_path] if step.timeout_path else after))

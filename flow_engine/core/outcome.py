@@ -87,6 +87,7 @@ class WebhookEvent:
     event_id: str
     ts_ms: int
     body: Mapping[str, Any]  # {"flow_id","run_id","path","step_index","data","input_text",...}
+    type: str = "flow.webhook"  # or "flow.handoff" (SPEC §5.3)
 
     def fields(self) -> dict[str, str]:
         """The nf:webhooks entry (SPEC §3)."""
@@ -101,7 +102,7 @@ class WebhookEvent:
     def _fields(self) -> dict[str, str]:
         return {
             "org_id": self.org_id,
-            "type": "flow.webhook",
+            "type": self.type,
             "event_id": self.event_id,
             "ts": str(self.ts_ms),
             "body": _json(self.body),
@@ -125,10 +126,48 @@ class Jumped:
     path: str
 
 
-Effect = OutboxMessage | WebhookEvent | AttributeWrite | Jumped
+@dataclass(frozen=True)
+class TagWrite:
+    """`add_tag` / `remove_tag`: `tag` is put into (`present`) or taken out of the sorted, duplicate-free
+    list `contacts.attributes.tags`. Applied by the database as a merge (a tag another service adds at
+    the same time survives), not as a write of the whole list."""
+
+    tag: str
+    present: bool
 
 
-TimerReason = Literal["delay", "timeout", "expire"]
+Effect = OutboxMessage | WebhookEvent | AttributeWrite | TagWrite | Jumped
+TAGS = "tags"  # the contact attribute add_tag / remove_tag keep
+
+
+def tags_of(attributes: Mapping[str, Any]) -> list[str]:
+    """A contact's tags as a sorted list of texts without duplicates (whatever the attribute holds)."""
+    value = attributes.get(TAGS)
+    items = value if isinstance(value, list) else []
+    return sorted({item if isinstance(item, str) else _json(item) for item in items})
+
+
+def with_tag(attributes: Mapping[str, Any], tag: str, present: bool) -> list[str]:
+    tags = set(tags_of(attributes))
+    if present:
+        tags.add(tag)
+    else:
+        tags.discard(tag)
+    return sorted(tags)
+
+
+def apply_attribute_effects(attributes: Mapping[str, Any], effects: tuple[Effect, ...]) -> dict[str, Any]:
+    """`attributes` after the attribute writes and tag changes of `effects`, in order."""
+    result = dict(attributes)
+    for effect in effects:
+        if isinstance(effect, AttributeWrite):
+            result[effect.key] = effect.value
+        elif isinstance(effect, TagWrite):
+            result[TAGS] = with_tag(result, effect.tag, effect.present)
+    return result
+
+
+TimerReason = Literal["delay", "timeout", "expire", "handoff"]
 
 
 @dataclass(frozen=True)
@@ -171,8 +210,8 @@ class WaitState:
     flow_id: str
     flow_version: int
     path: str
-    index: int  # the wait / delay step itself
-    kind: Literal["reply", "delay"]
+    index: int  # the wait / delay / handoff step itself
+    kind: Literal["reply", "delay", "handoff"]  # handoff: the run completed, the contact is with an agent
     token: str
     due_ms: int | None  # None: a reply wait without timeout
     trigger_text: str  # {{message.text}} after a delay
@@ -181,12 +220,16 @@ class WaitState:
     expires: bool = False  # the timer (due_ms) is the run's expiry, not the step's own timeout
     steps: int = 0  # steps run since the contact last replied (the loop guard's count)
     variants: tuple[tuple[str, str], ...] = ()  # A/B variants chosen so far: (step location, path)
+    since_ms: int | None = None  # handoff: when the contact was handed to an agent
+    queue: str = ""  # handoff: the agents' queue the step named
 
     @property
     def timer_reason(self) -> TimerReason:
         """The reason of the one timer this wait may be resumed by."""
         if self.kind == "delay":
             return "delay"
+        if self.kind == "handoff":
+            return "handoff"  # the release after FLOW_ENGINE_HANDOFF_TTL_MIN
         return "expire" if self.expires else "timeout"
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,6 +248,8 @@ class WaitState:
             "expires": int(self.expires),
             "steps": self.steps,
             "variants": dict(self.variants),
+            "since_ms": self.since_ms,
+            "queue": self.queue,
         }
 
     @classmethod
@@ -215,7 +260,7 @@ class WaitState:
             flow_version=int(raw["flow_version"]),
             path=str(raw["path"]),
             index=int(raw["index"]),
-            kind="delay" if raw["kind"] == "delay" else "reply",
+            kind="delay" if raw["kind"] == "delay" else "handoff" if raw["kind"] == "handoff" else "reply",
             token=str(raw["token"]),
             due_ms=None if raw.get("due_ms") is None else int(raw["due_ms"]),
             trigger_text=str(raw.get("trigger_text", "")),
@@ -224,6 +269,8 @@ class WaitState:
             expires=bool(raw.get("expires")),
             steps=int(raw.get("steps") or 0),
             variants=tuple(sorted((str(k), str(v)) for k, v in (raw.get("variants") or {}).items())),
+            since_ms=None if raw.get("since_ms") is None else int(raw["since_ms"]),
+            queue=str(raw.get("queue") or ""),
         )
 
 
@@ -287,6 +334,21 @@ class Outcome:
     def output_chars(self) -> int:
         """The size of what this outcome writes to the output streams (field values, in characters)."""
         return sum(e.chars for e in self.outbox) + sum(e.chars for e in self.webhooks)
+
+    @property
+    def changes_contact(self) -> bool:
+        """Whether the outcome writes attributes or tags."""
+        return any(isinstance(e, AttributeWrite | TagWrite) for e in self.effects)
+
+    @property
+    def handed_off(self) -> bool:
+        """Whether this event handed the contact to an agent (a handoff step ran)."""
+        return self.wait_after is not None and self.wait_after.kind == "handoff" and self.wait_before != self.wait_after
+
+    @property
+    def released_from_agent(self) -> bool:
+        """Whether this event ended the contact's time with an agent (release, or its TTL)."""
+        return self.wait_before is not None and self.wait_before.kind == "handoff" and self.wait_after is None
 
     @property
     def wait_changed(self) -> bool:

@@ -10,13 +10,14 @@ from typing import Any
 from flow_engine.core.control import DEFAULT_CONTROL, Control
 from flow_engine.core.conversation import OneFlow, handle, with_outcome
 from flow_engine.core.graph import Flow
-from flow_engine.core.inbound import Event, Message
+from flow_engine.core.inbound import Event, Message, Release, Resume
 from flow_engine.core.outcome import (
     AttributeWrite,
     Contact,
     Jumped,
     OutboxMessage,
     Outcome,
+    TagWrite,
     Timer,
     WaitState,
     WebhookEvent,
@@ -27,19 +28,22 @@ from flow_engine.core.outcome import (
 class Happening:
     """One line of a simulation: an inbound event and what it caused."""
 
-    at_ms: int
+    at_ms: int  # virtual time since the simulation started
     event: Event
     outcome: Outcome
+    start_ms: int = 0  # the clock's start (epoch ms): due times are shown relative to it, as at_ms is
 
 
 class Simulator:
     def __init__(
-        self, flow: Flow | None, *, org_id: str, channel_id: str, contact: Contact, control: Control = DEFAULT_CONTROL
+        self, flow: Flow | None, *, org_id: str, channel_id: str, contact: Contact, control: Control = DEFAULT_CONTROL,
+        start_ms: int = 0,
     ) -> None:
         self.flow, self.control = flow, control
         self.org_id, self.channel_id = org_id, channel_id
         self.contact = contact
-        self.now_ms = 0
+        self.start_ms = start_ms  # the virtual clock's start, epoch ms (business hours read it)
+        self.now_ms = start_ms
         self.wait: WaitState | None = None
         self.held: list[Message] = []  # messages received during a delay, in order
         self.timers: dict[str, Timer] = {}
@@ -52,6 +56,12 @@ class Simulator:
             contact=self.contact.phone, text=text, name=self.contact.name or None,
         )
         return self._process(event)
+
+    def release(self) -> list[Happening]:
+        """A `control=release` entry for the contact: the agent is done (SPEC §5.3)."""
+        self._messages += 1
+        return self._process(Release(key=f"sim-{self._messages}/0", org_id=self.org_id,
+                                     channel_id=self.channel_id, contact=self.contact.phone))
 
     def advance(self, seconds: float) -> list[Happening]:
         """Move the clock forward; due timers fire in due order, each at its own due time."""
@@ -80,7 +90,7 @@ class Simulator:
             for timer in outcome.timers_cancel:
                 self.timers.pop(timer.token, None)
             self.timers.update((timer.token, timer) for timer in outcome.timers_add)
-            happened.append(Happening(self.now_ms, event, outcome))
+            happened.append(Happening(self.now_ms - self.start_ms, event, outcome, self.start_ms))
         return happened
 
 
@@ -88,12 +98,13 @@ def effect_lines(happening: Happening) -> list[dict[str, Any]]:
     """The effects of one event as JSON-ready objects (`simulate --json` lines), in order."""
     outcome, lines = happening.outcome, []
     at = {"at_ms": happening.at_ms}
+    start = happening.start_ms
     if outcome.released:
         lines.append({"kind": "held", "action": "release", "text": getattr(happening.event, "text", ""), **at})
     if outcome.ended is not None:
         lines.append({"kind": "run", "status": outcome.ended.status, "last_step": outcome.ended.last_step, **at})
     for timer in outcome.timers_cancel:
-        lines.append({"kind": "timer", "action": "cancel", "token": timer.token, "due_ms": timer.due_ms, **at})
+        lines.append({"kind": "timer", "action": "cancel", "token": timer.token, "due_ms": timer.due_ms - start, **at})
     for effect in outcome.effects:
         if isinstance(effect, OutboxMessage):
             lines.append({"kind": "outbox", **effect.fields(), **at})
@@ -102,6 +113,8 @@ def effect_lines(happening: Happening) -> list[dict[str, Any]]:
             lines.append({"kind": "webhook", **fields, "body": dict(effect.body), **at})
         elif isinstance(effect, AttributeWrite):
             lines.append({"kind": "attribute", "key": effect.key, "value": effect.value, **at})
+        elif isinstance(effect, TagWrite):
+            lines.append({"kind": "tag", "action": "add" if effect.present else "remove", "tag": effect.tag, **at})
         elif isinstance(effect, Jumped):
             lines.append({"kind": "jump", "step": effect.step, "via": effect.via, "path": effect.path, **at})
     if outcome.wait_changed:
@@ -110,10 +123,15 @@ def effect_lines(happening: Happening) -> list[dict[str, Any]]:
             lines.append({"kind": "wait", "action": "clear", **at})
         else:
             lines.append({"kind": "wait", "action": "set", "for": wait.kind, "step": f"{wait.path}:{wait.index}",
-                          "due_ms": wait.due_ms, **at})
+                          "due_ms": None if wait.due_ms is None else wait.due_ms - start, **at})
     for timer in outcome.timers_add:
-        lines.append({"kind": "timer", "action": "add", "token": timer.token, "due_ms": timer.due_ms,
+        lines.append({"kind": "timer", "action": "add", "token": timer.token, "due_ms": timer.due_ms - start,
                       "reason": timer.reason, **at})
+    if outcome.handed_off and outcome.wait_after is not None:
+        lines.append({"kind": "handoff", "action": "start", "queue": outcome.wait_after.queue or None, **at})
+    if outcome.released_from_agent:
+        by = "ttl" if isinstance(happening.event, Resume) else "release"
+        lines.append({"kind": "handoff", "action": "release", "by": by, **at})
     if outcome.run is not None:
         run: dict[str, Any] = {"kind": "run", "status": outcome.run.status, "last_step": outcome.run.last_step}
         if "error" in outcome.run.context:

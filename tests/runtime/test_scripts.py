@@ -13,7 +13,7 @@ from flow_engine.adapters import dedupe, lanes
 from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, LANES, SECRET, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret, resume_sig, resume_signed
-from flow_engine.core.inbound import Message, parse_entry
+from flow_engine.core.inbound import Message, Release, parse_entry
 from flow_engine.core.outcome import Timer
 
 GROUP = "engine"
@@ -169,6 +169,24 @@ def test_commit_holds_and_releases_messages_in_order_with_the_lane_trim(r: Any, 
     assert r.lrange(held, 0, -1) == ["m3"] and r.hget(STATS, "held") == "1"
 
 
+def test_commit_keeps_the_index_of_contacts_with_an_agent_with_their_wait(r: Any, scripts: Scripts) -> None:
+    r.rpush(Keys.lane("acme:1"), "e1", "e2")
+    r.set(Keys.lane_lock("acme:1"), "holder")
+    member = '["acme","ch","521"]'
+    assert commit(scripts, "acme:1", "intruder", 1, [["a", "fe:handoffs", "1000", member]]) == -1
+    assert r.zcard("fe:handoffs") == 0
+    assert commit(scripts, "acme:1", "holder", 1, [["w", "fe:wait:x", "w"], ["a", "fe:handoffs", "1000", member]]) == 1
+    assert r.zrange("fe:handoffs", 0, -1, withscores=True) == [(member, 1000.0)]
+    assert commit(scripts, "acme:1", "holder", 1, [["u", "fe:wait:x"], ["b", "fe:handoffs", member]]) == 0
+    assert r.zcard("fe:handoffs") == 0 and r.exists("fe:wait:x") == 0
+
+
+def test_the_source_of_a_release_item_whose_entry_was_trimmed_is_a_control_entry(r: Any) -> None:
+    item = lanes.Item("9-0", 0, Release("9-0/0", "acme", "ch", "521"))
+    stand_in = lanes.source_fields(r, item)
+    assert parse_entry("10-0", stand_in) == [Release("10-0/0", "acme", "ch", "521")]
+
+
 def test_commit_wakes_the_timer_loop_only_for_an_earlier_timer(r: Any, scripts: Scripts) -> None:
     pubsub = r.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(TIMER_WAKE)
@@ -226,7 +244,9 @@ def test_sweep_rearms_lanes_with_events_and_no_live_worker(r: Any, scripts: Scri
 def test_lane_items_carry_the_parsed_event_and_where_it_came_from() -> None:
     message = Message("1-0/2", "acme", "ch", "521", "ñandú", "Ana", "wamid.1", None, "text")
     resume = Timer("tok", 5, "acme", "ch", "521", "run", "delay").resume()
-    for event in (message, resume):
+    ttl = Timer("tok", 5, "acme", "ch", "521", "run", "handoff").resume()
+    release = Release("1-0/0", "acme", "ch", "521")
+    for event in (message, resume, ttl, release):
         assert lanes.decode(lanes.encode("1-0", 2, event)) == lanes.Item("1-0", 2, event)
 
 

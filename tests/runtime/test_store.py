@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.migrate import upgrade
 from flow_engine.adapters.store import Applied, FlowCache, apply_outcomes, load_contacts, store_flow
-from flow_engine.core.outcome import AttributeWrite, Outcome, RunRecord
+from flow_engine.core.outcome import AttributeWrite, Outcome, RunRecord, TagWrite
 from tests.runtime.conftest import graph_of
 
 
@@ -70,6 +70,39 @@ def test_set_attribute_creates_the_contact_and_merges_without_losing_other_keys(
         "Ana", {"tier": None, "n": 2, "crm": "x", "list": [1, "a"]})
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM contacts")).scalar() == 1
+
+
+def tags_outcome(*changes: tuple[str, bool] | tuple[str, object, str]) -> Outcome:
+    """Tag changes (tag, present) and attribute writes (key, value, "set"), in order."""
+    effects = tuple(TagWrite(str(c[0]), bool(c[1])) if len(c) == 2 else AttributeWrite(str(c[0]), c[1])
+                    for c in changes)
+    return Outcome(event_key="k", effects=effects)
+
+
+def _attributes(engine: Engine) -> dict[str, object]:
+    return dict(load_contacts(engine, "acme", ["5215550001"])["5215550001"].contact.attributes)
+
+
+def test_tags_are_a_sorted_list_without_duplicates_merged_with_tags_written_meanwhile(engine: Engine) -> None:
+    apply(engine, tags_outcome(("vip", True), ("vip", True), ("lead", True)), run_outcome("running", "p:0", ("n", 1)))
+    assert _attributes(engine) == {"tags": ["lead", "vip"], "n": 1}
+    others = '["vip", "crm", "vip", "Zeta", "é"]'
+    with engine.begin() as conn:  # another service tags the contact meanwhile (and leaves a duplicate)
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("UPDATE contacts SET attributes = jsonb_set(attributes, '{tags}', CAST(:tags AS jsonb))"),
+                         {"tags": others})
+        else:
+            conn.execute(text("UPDATE contacts SET attributes = json_set(attributes, '$.tags', json(:tags))"),
+                         {"tags": others})
+    apply(engine, tags_outcome(("lead", False), ("nuevo", True), ("nunca", False)))
+    apply(engine, tags_outcome(("lead", False), ("nuevo", True), ("nunca", False)))  # a replay changes nothing
+    assert _attributes(engine) == {"tags": ["Zeta", "crm", "nuevo", "vip", "é"], "n": 1}  # code point order
+
+
+def test_a_tag_change_after_a_write_of_the_whole_list_in_one_batch_applies_on_top_of_it(engine: Engine) -> None:
+    apply(engine, tags_outcome(("old", True)))
+    apply(engine, tags_outcome(("x", True), ("tags", ["b", "a"], "set"), ("c", True), ("a", False)))
+    assert _attributes(engine) == {"tags": ["b", "c"]}
 
 
 def test_attribute_keys_with_quotes_and_dots_are_their_own_keys(engine: Engine) -> None:

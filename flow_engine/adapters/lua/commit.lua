@@ -11,6 +11,7 @@
 --                   ["f", shard, record (hex), first slot, last slot] forget a message id: remove its 12-byte
 --                   record from fe:dedupe:{slot}:{shard} of those slots (adapters/dedupe.py)
 --                   ["q", key, item] hold a message (RPUSH) | ["o", key, n] release the n oldest (LPOP)
+--                   ["a", key, score, member] ZADD to an index | ["b", key, member] ZREM from one (fe:handoffs)
 -- ARGV[7] lane id (removed from the set of lanes holding events when the lane empties)
 -- The stats hash keeps `waits`, the number of wait keys, for the pending-waits gauge, and `held`,
 -- the messages held during delays, for `flow-engine status`.
@@ -60,6 +61,10 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
   elseif kind == 'q' then
     redis.call('RPUSH', op[2], op[3])
     redis.call('HINCRBY', KEYS[5], 'held', 1)
+  elseif kind == 'a' then
+    redis.call('ZADD', op[2], op[3], op[4])
+  elseif kind == 'b' then
+    redis.call('ZREM', op[2], op[3])
   elseif kind == 'o' then
     local released = redis.call('LPOP', op[2], op[3])
     if released then redis.call('HINCRBY', KEYS[5], 'held', -#released) end

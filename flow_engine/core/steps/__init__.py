@@ -12,14 +12,17 @@ from typing import Any
 
 from flow_engine.core.steps import (
     branch,
+    business_hours,
     delay,
     end,
     goto,
+    handoff,
     send_media,
     send_template,
     send_text,
     set_attribute,
     split,
+    tag,
     wait_for_reply,
     webhook,
 )
@@ -54,6 +57,10 @@ STEP_TYPES: Mapping[str, Parse] = {
     "goto": goto.parse,
     "end": end.parse,
     "split": split.parse,
+    "handoff": handoff.parse,
+    "business_hours": business_hours.parse,
+    "add_tag": tag.parse,
+    "remove_tag": tag.parse,
 }
 
 __all__ = ["ACTIONS", "END", "NEXT", "STEP_TYPES", "Invalid", "Next", "ParseContext"]
