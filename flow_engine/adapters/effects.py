@@ -22,15 +22,17 @@ def _flat(fields: Mapping[str, str]) -> list[str]:
 WAIT_FIELDS = ("run_id", "flow_id", "flow_version", "path", "index", "kind", "token", "due_ms", "trigger_text",
                "intent", "attempts", "expires", "steps")
 # Written after those only when set, so a run without them is stored exactly as before they existed:
-# the A/B variants a split chose ({location: path}).
-OPTIONAL_WAIT_FIELDS = ("variants",)
+# the A/B variants a split chose ({location: path}), then the run's trail entries so far.
+OPTIONAL_WAIT_FIELDS = ("variants", "trail")
 
 
 def dump_wait(wait: WaitState) -> str:
     fields = wait.to_dict()
     values = [fields[name] for name in WAIT_FIELDS]
-    if wait.variants:
+    if wait.variants or wait.trail:
         values.append(fields["variants"])
+    if wait.trail:
+        values.append(wait.trail)
     return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -152,6 +152,7 @@ class WaitState:
     expires: bool = False  # the timer (due_ms) is the run's expiry, not the step's own timeout
     steps: int = 0  # steps run since the contact last replied (the loop guard's count)
     variants: tuple[tuple[str, str], ...] = ()  # A/B variants chosen so far: (step location, path)
+    trail: int = 0  # trail entries the run has recorded so far (the next one's number, core/trail.py)
 
     @property
     def timer_reason(self) -> TimerReason:
@@ -176,6 +177,7 @@ class WaitState:
             "expires": int(self.expires),
             "steps": self.steps,
             "variants": dict(self.variants),
+            "trail": self.trail,
         }
 
     @classmethod
@@ -195,6 +197,7 @@ class WaitState:
             expires=bool(raw.get("expires")),
             steps=int(raw.get("steps") or 0),
             variants=tuple(sorted((str(k), str(v)) for k, v in (raw.get("variants") or {}).items())),
+            trail=int(raw.get("trail") or 0),
         )
 
 
@@ -211,6 +214,13 @@ class RunRecord:
     status: RunStatus
     last_step: str  # "<path>:<index>"
     context: Mapping[str, Any]
+    trail: tuple[Mapping[str, Any], ...] = ()  # what this event did to the run (core/trail.py)
+    trail_from: int = 0  # the number of trail[0] in the run: entries recorded before this event
+
+    @property
+    def trail_count(self) -> int:
+        """Trail entries the run has recorded with this event."""
+        return self.trail_from + len(self.trail)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,76 @@
+"""Run trails: what a run did, step by step, kept in its flow_runs row (`trail`, `trail_count`).
+
+Each event of a run adds entries, numbered from the run's count so far (carried by its wait state),
+so applying an event twice writes the same numbers: the store merges by number (idempotent) and
+keeps the last MAX_ENTRIES. An entry is a small JSON object:
+
+- `s`: where — a step's location `"path:index"`, or `"start"` for entering the flow
+- `t`: when, epoch ms of the event that ran it
+- `k`: what — the step's type (`send_text`, `branch`, `delay`, ...), `start`, or `resume` (a paused
+  run going on: the reply, the delay's or timeout's timer, the last attempt, the expiry, an interrupt)
+- `via` (optional): the branch case's test, `default`, `goto`, `variant`; the intent for `start`;
+  for `resume` what resumed it: `reply`, `delay`, `timeout`, `attempts`, `expire`, `interrupt`
+- `to` (optional): the path it jumped to (or entered, for `start`)
+- `end` (optional, on the last entry of an event): how the event left the run — `waiting` (paused
+  at this step), or the run's end: `completed`, `expired`, `interrupted`, or the failure's code
+  (`flow-error`, `loop-limit`, `output-limit`)
+
+No message text or contact data goes in a trail: ids of steps, tests and paths only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MAX_ENTRIES = 500  # a run keeps its last 500 entries; trail_count says how many there were in all
+START = "start"
+
+_kinds: dict[type, str] = {}
+
+
+def step_kind(step: object) -> str:
+    """A step's type as the flow names it: the module of its step type (core/steps/<kind>.py)."""
+    cls = type(step)
+    kind = _kinds.get(cls)
+    if kind is None:
+        module = cls.__module__.rsplit(".", 1)[-1]
+        kind = _kinds[cls] = "invalid" if module == "base" else module
+    return kind
+
+
+def entry(where: str, at_ms: int, kind: str, via: str | None = None, to: str | None = None,
+          end: str | None = None) -> dict[str, Any]:
+    """One trail entry (see the module's docstring)."""
+    made: dict[str, Any] = {"s": where, "t": at_ms, "k": kind}
+    if via is not None:
+        made["via"] = via
+    if to is not None:
+        made["to"] = to
+    if end is not None:
+        made["end"] = end
+    return made
+
+
+def numbered(first: int, entries: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Entries keyed by their number in the run (as text: a JSON object's keys), the last
+    MAX_ENTRIES of them."""
+    block = {str(first + n): value for n, value in enumerate(entries)}
+    if len(block) > MAX_ENTRIES:
+        keep = first + len(block) - MAX_ENTRIES
+        block = {key: value for key, value in block.items() if int(key) >= keep}
+    return block
+
+
+def ordered(trail: Any) -> list[tuple[int, Mapping[str, Any]]]:
+    """A stored trail (an object keyed by entry number; NULL for rows written before trails) as
+    (number, entry) pairs in order."""
+    if not isinstance(trail, Mapping):
+        return []
+    pairs = []
+    for key, value in trail.items():
+        try:
+            pairs.append((int(key), value))
+        except ValueError:
+            continue
+    return sorted(pairs, key=lambda pair: pair[0])
