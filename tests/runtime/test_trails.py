@@ -37,7 +37,7 @@ def engine(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) ->
 
 def steps(first: int, count: int, end: str | None = None) -> tuple[dict[str, Any], ...]:
     made = tuple({"s": f"p:{n}", "t": 1000 + n, "k": "send_text"} for n in range(first, first + count))
-    return made[:-1] + ({**made[-1], "end": end},) if end else made
+    return (*made[:-1], {**made[-1], "end": end}) if end else made
 
 
 def record(first: int, count: int, status: str = "running", end: str = "waiting") -> Outcome:
