@@ -34,6 +34,8 @@ ignored = Counter("nexia_engine_ignored", "Events that got no answer, by reason 
 held = Counter("nexia_engine_held",
                "Messages held while the contact's run was in a delay (answered when it waits for a reply or ends)")
 handed_on = Counter("nexia_engine_handed_on", "Events handed on to lanes by the bridge")
+runs = Counter("nexia_engine_runs", "Runs that reached a status: running (a run started), completed, failed, expired, "
+               "interrupted", ["status"])
 
 processing_seconds = Histogram("nexia_engine_processing_seconds", "Time to process one lane batch",
                                buckets=LATENCY_BUCKETS_S)

@@ -74,3 +74,39 @@ def ordered(trail: Any) -> list[tuple[int, Mapping[str, Any]]]:
         except ValueError:
             continue
     return sorted(pairs, key=lambda pair: pair[0])
+
+
+def describe(item: Mapping[str, Any]) -> str:
+    """One entry as words: `intent greeting → menu`, `↩ reply`, `branch has_text true → yes`, with
+    how the event left the run (`… waiting`, `■ completed`)."""
+    kind, via, to, end = item.get("k", "?"), item.get("via"), item.get("to"), item.get("end")
+    if kind == "start":
+        words = "▶ start" + (f", intent {via} → {to}" if to is not None else "")
+    elif kind == "resume":
+        words = f"↩ {via or 'resumed'}"
+    else:
+        words = str(kind)
+        if to is not None:
+            words += (f" {via}" if via and via != kind else "") + f" → {to}"
+    if end == "waiting":
+        words += "  … waiting"
+    elif end is not None:
+        words += f"  ■ {end}"
+    return words
+
+
+def timeline(trail: Any, count: int) -> list[str]:
+    """A stored trail as the lines of `flow-engine runs show`, timed from the first entry kept
+    (`[   3.512s] menu:2           branch has_any_word ["1"] → party`)."""
+    pairs = ordered(trail)
+    lines = []
+    dropped = count - len(pairs)
+    if dropped > 0:
+        lines.append(f"(the first {dropped} entries are not kept: a trail keeps the last {MAX_ENTRIES})")
+    if not pairs:
+        return lines
+    first_ms = int(pairs[0][1].get("t") or 0)
+    for _number, item in pairs:
+        at_s = (int(item.get("t") or first_ms) - first_ms) / 1000
+        lines.append(f"[{at_s:9.3f}s] {item.get('s', '?'):<16} {describe(item)}")
+    return lines

@@ -19,7 +19,9 @@ depends_on = None
 
 JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 
-COLUMNS = {"flow_runs": [sa.Column("trail", JSON), sa.Column("trail_count", sa.Integer)]}
+COLUMNS: dict[str, list[sa.Column]] = {  # type: ignore[type-arg]
+    "flow_runs": [sa.Column("trail", JSON), sa.Column("trail_count", sa.Integer)],
+}
 INDEXES = (("ix_flow_runs_org_created", "flow_runs", ("org_id", "created_at")),)
 
 
