@@ -57,7 +57,7 @@ lane_events = Gauge("nexia_engine_lane_events", "Events waiting in lanes for a w
                     multiprocess_mode="mostrecent")
 busy_lanes = Gauge("nexia_engine_busy_lanes", "Lanes holding events", multiprocess_mode="mostrecent")
 bridge_lease_held = Gauge("nexia_engine_bridge_lease_held",
-                          "1 when a bridge holds the lease (fe:bridge:lease) and reads nf:incoming, else 0 (timer loop)",
+                          "1 when a bridge holds the lease (fe:bridge:lease) and reads nf:incoming, else 0",
                           multiprocess_mode="max")
 worker_up = Gauge("nexia_engine_worker_up", "Celery worker processes running (set by each worker's main process)",
                   multiprocess_mode="livesum")
