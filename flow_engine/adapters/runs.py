@@ -117,41 +117,50 @@ def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
             "trail_count": row["trail_count"] or 0}
 
 
-# Per dialect: the trail's entries as rows `e` of each run `r`, and a field of an entry.
-_EACH = {"postgresql": "CROSS JOIN LATERAL jsonb_each(r.trail) AS e", "sqlite": ", json_each(r.trail) AS e"}
-_FIELD = {"postgresql": "e.value->>'{0}'", "sqlite": "json_extract(e.value, '$.{0}')"}
+# Each trail entry of the chosen runs, with `first`: 1 on the first entry of its location in its run
+# (so summing it counts the runs that reached a location, without a DISTINCT over every entry).
+_ENTRIES = {
+    "postgresql": "SELECT x.s, x.k, x.via, x.t, x.en, x.first FROM flow_runs r CROSS JOIN LATERAL ("
+                  "SELECT e.value->>'s' AS s, e.value->>'k' AS k, e.value->>'via' AS via, e.value->>'to' AS t, "
+                  "e.value->>'end' AS en, CAST(row_number() OVER (PARTITION BY e.value->>'s') = 1 AS integer) AS first "
+                  "FROM jsonb_each(r.trail) AS e) AS x WHERE {where}",
+    "sqlite": "SELECT json_extract(e.value, '$.s') AS s, json_extract(e.value, '$.k') AS k, "
+              "json_extract(e.value, '$.via') AS via, json_extract(e.value, '$.to') AS t, "
+              "json_extract(e.value, '$.end') AS en, row_number() OVER (PARTITION BY r.id, "
+              "json_extract(e.value, '$.s')) = 1 AS first FROM flow_runs r, json_each(r.trail) AS e WHERE {where}",
+}
 
 
 def stats_queries(engine: Engine, chosen: RunFilter) -> list[tuple[str, dict[str, Any], list[Any]]]:
-    """The three aggregate statements (text, params, expanding binds): by status and last step; trail
-    entries by (location, kind, via, to, end); runs that reached each location."""
+    """The two aggregate statements (text, params, expanding binds): runs by status and last step;
+    trail entries by (location, kind, via, to, end) with the runs that reached the location."""
     dialect = "postgresql" if engine.dialect.name == "postgresql" else "sqlite"
     where, params, expanding = _where(engine, chosen)
-    field = _FIELD[dialect].format
-    each = _EACH[dialect]
     statuses = f"SELECT r.status, r.last_step, count(*) FROM flow_runs r WHERE {where} GROUP BY r.status, r.last_step"
-    entries = (f"SELECT {field('s')}, {field('k')}, {field('via')}, {field('to')}, {field('end')}, count(*) "
-               f"FROM flow_runs r {each} WHERE {where} GROUP BY 1, 2, 3, 4, 5")
-    reached = (f"SELECT s, count(*) FROM (SELECT DISTINCT r.id, {field('s')} AS s FROM flow_runs r {each} "
-               f"WHERE {where}) AS x GROUP BY s")
-    return [(sql, params, expanding) for sql in (statuses, entries, reached)]
+    entries = (f"SELECT s, k, via, t, en, count(*), sum(first) FROM ({_ENTRIES[dialect].format(where=where)}) AS y "
+               "GROUP BY s, k, via, t, en")
+    return [(sql, params, expanding) for sql in (statuses, entries)]
 
 
 def flow_stats(engine: Engine, chosen: RunFilter) -> FlowStats:
-    """Runs by status and the per-step funnel of the runs `chosen` picks (three aggregate queries,
-    one transaction)."""
+    """Runs by status and the per-step funnel of the runs `chosen` picks (two aggregate queries, one
+    transaction; PostgreSQL without JIT, whose compiling costs more than it saves here)."""
     results: list[Sequence[Any]] = []
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL jit = off"))
         for sql, params, expanding in stats_queries(engine, chosen):
             results.append([tuple(row) for row in conn.execute(text(sql).bindparams(*expanding), params)])
-    return build(results[0], results[1], results[2])
+    return build(results[0], results[1])
 
 
 def explain(engine: Engine, chosen: RunFilter) -> list[str]:
     """The database's plan of each stats statement (PostgreSQL: EXPLAIN ANALYZE)."""
     prefix = "EXPLAIN ANALYZE " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
     lines: list[str] = []
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL jit = off"))
         for sql, params, expanding in stats_queries(engine, chosen):
             lines.append(sql)
             lines += ["  " + " ".join(str(c) for c in row) for row in

@@ -67,26 +67,24 @@ def edge_of(where: str, kind: str, via: str | None, to: str | None, end: str | N
 
 def build(
     statuses: Iterable[tuple[str, str | None, int]],
-    entries: Iterable[tuple[str, str, str | None, str | None, str | None, int]],
-    reached: Iterable[tuple[str, int]],
+    entries: Iterable[tuple[str, str, str | None, str | None, str | None, int, int]],
 ) -> FlowStats:
-    """Stats from the store's three aggregates: (status, last_step, runs); (location, kind, via, to,
-    end, entries); (location, runs that reached it)."""
+    """Stats from the store's two aggregates: (status, last_step, runs); (location, kind, via, to, end,
+    entries, runs for which one of these entries is the first at that location)."""
     stats = FlowStats()
     for status, last_step, count in statuses:
         stats.by_status[status] += count
         stopped = "waiting" if status == "running" else status
         stats.step(last_step or START).stopped[stopped] += count
-    for where, kind, via, to, end, count in entries:
+    for where, kind, via, to, end, count, first in entries:
         step = stats.step(where)
         step.passes += count
+        step.reached += int(first or 0)
         edge = edge_of(where, kind, via, to, end)
         if edge is not None:
             stats.edges[(where, *edge)] += count
             if end is None and edge[0] not in _ENDING:  # not the run's end
                 step.went_on += count
-    for where, count in reached:
-        stats.step(where).reached = count
     return stats
 
 

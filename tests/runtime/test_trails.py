@@ -118,3 +118,43 @@ class _Flows:
 
     def by_id(self, flow_id: str) -> Any:
         return self.flow
+
+
+def test_stats_count_what_the_runs_did_on_both_databases(engine: Engine) -> None:
+    """60 conversations of the restaurant booking flow (bench/trails.py's ten scripts: bookings,
+    re-prompts, timeouts, silence...) written as the worker writes them; the database's aggregates
+    equal the counts taken from the outcomes themselves."""
+    from bench.trails import conversations, write
+    from flow_engine.adapters.runs import RunFilter, flow_stats
+    from flow_engine.core.stats import STOPPED
+
+    played = conversations("booking", 60, org="acme")
+    write(engine, played, org="acme")
+    final: dict[str, RunRecord] = {}
+    entries: dict[str, list[dict[str, Any]]] = {}
+    for _phone, outcome in played:
+        for run in (outcome.ended, outcome.run):
+            if run is not None:
+                final[run.id] = run
+                entries.setdefault(run.id, []).extend(run.trail)
+    stats = flow_stats(engine, RunFilter("acme"))
+    statuses: dict[str, int] = {}
+    for run in final.values():
+        statuses[run.status] = statuses.get(run.status, 0) + 1
+    assert dict(stats.by_status) == statuses and stats.runs == 60
+    assert set(statuses) == {"completed", "running"} and statuses["completed"] == 24  # 4 scripts in 10 book
+    for where, step in stats.steps.items():
+        assert step.reached == sum(1 for trail in entries.values() if any(e["s"] == where for e in trail)), where
+        assert step.passes == sum(1 for trail in entries.values() for e in trail if e["s"] == where), where
+        for name in STOPPED:
+            status = "running" if name == "waiting" else name
+            assert step.stopped[name] == sum(1 for run in final.values()
+                                             if run.status == status and (run.last_step or "start") == where)
+    assert stats.steps["start"].reached == 60 and stats.steps["menu:1"].reached == 60
+    assert filtered_runs(engine, "completed") == 24
+
+
+def filtered_runs(engine: Engine, status: str) -> int:
+    from flow_engine.adapters.runs import RunFilter, flow_stats
+
+    return flow_stats(engine, RunFilter("acme", status=status)).runs
