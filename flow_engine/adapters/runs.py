@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, bindparam, select, text
 from flow_engine.adapters import schema
 from flow_engine.adapters.db import FlowRow, FlowRunRow
 from flow_engine.core.stats import FlowStats, build
+from flow_engine.core.trail import decode
 
 LIST_COLUMNS = ("id", "org_id", "flow_id", "flow_version", "contact", "channel_id", "status", "last_step",
                 "created_at", "updated_at", "trail_count")
@@ -117,41 +119,56 @@ def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
             "trail_count": row["trail_count"] or 0}
 
 
-# Each trail entry of the chosen runs, with `first`: 1 on the first entry of its location in its run
-# (so summing it counts the runs that reached a location, without a DISTINCT over every entry).
-_ENTRIES = {
-    "postgresql": "SELECT x.s, x.k, x.via, x.t, x.en, x.first FROM flow_runs r CROSS JOIN LATERAL ("
-                  "SELECT e.value->>'s' AS s, e.value->>'k' AS k, e.value->>'via' AS via, e.value->>'to' AS t, "
-                  "e.value->>'end' AS en, CAST(row_number() OVER (PARTITION BY e.value->>'s') = 1 AS integer) AS first "
-                  "FROM jsonb_each(r.trail) AS e) AS x WHERE {where}",
-    "sqlite": "SELECT json_extract(e.value, '$.s') AS s, json_extract(e.value, '$.k') AS k, "
-              "json_extract(e.value, '$.via') AS via, json_extract(e.value, '$.to') AS t, "
-              "json_extract(e.value, '$.end') AS en, row_number() OVER (PARTITION BY r.id, "
-              "json_extract(e.value, '$.s')) = 1 AS first FROM flow_runs r, json_each(r.trail) AS e WHERE {where}",
-}
+# Each trail entry of the chosen runs, its fields split (core/trail.py: encode), with `first`: 1 on the
+# first entry of its location in its run, so summing it counts the runs that reached a location without
+# a DISTINCT over every entry. PostgreSQL sums in SQL; SQLite (development) streams them to Python.
+_PG_FIELD = "NULLIF(split_part(e.value, chr(31), {0}), '')"
+_PG_ENTRIES = (
+    "SELECT s, k, via, t, en, count(*), sum(first) FROM (SELECT x.* FROM flow_runs r CROSS JOIN LATERAL ("
+    f"SELECT split_part(e.value, chr(31), 1) AS s, {_PG_FIELD.format(3)} AS k, {_PG_FIELD.format(4)} AS via, "
+    f"{_PG_FIELD.format(5)} AS t, {_PG_FIELD.format(6)} AS en, "
+    "CAST(row_number() OVER (PARTITION BY split_part(e.value, chr(31), 1)) = 1 AS integer) AS first "
+    "FROM jsonb_each_text(r.trail) AS e) AS x WHERE {where}) AS y GROUP BY s, k, via, t, en"
+)
+_SQLITE_ENTRIES = "SELECT r.id, e.value FROM flow_runs r, json_each(r.trail) AS e WHERE {where}"
 
 
 def stats_queries(engine: Engine, chosen: RunFilter) -> list[tuple[str, dict[str, Any], list[Any]]]:
-    """The two aggregate statements (text, params, expanding binds): runs by status and last step;
-    trail entries by (location, kind, via, to, end) with the runs that reached the location."""
-    dialect = "postgresql" if engine.dialect.name == "postgresql" else "sqlite"
+    """The two statements (text, params, expanding binds): runs by status and last step; trail entries
+    by (location, kind, via, to, end) with the runs that reached the location (on SQLite: the entries)."""
     where, params, expanding = _where(engine, chosen)
     statuses = f"SELECT r.status, r.last_step, count(*) FROM flow_runs r WHERE {where} GROUP BY r.status, r.last_step"
-    entries = (f"SELECT s, k, via, t, en, count(*), sum(first) FROM ({_ENTRIES[dialect].format(where=where)}) AS y "
-               "GROUP BY s, k, via, t, en")
+    entries = (_PG_ENTRIES if engine.dialect.name == "postgresql" else _SQLITE_ENTRIES).format(where=where)
     return [(sql, params, expanding) for sql in (statuses, entries)]
 
 
 def flow_stats(engine: Engine, chosen: RunFilter) -> FlowStats:
-    """Runs by status and the per-step funnel of the runs `chosen` picks (two aggregate queries, one
-    transaction; PostgreSQL without JIT, whose compiling costs more than it saves here)."""
-    results: list[Sequence[Any]] = []
+    """Runs by status and the per-step funnel of the runs `chosen` picks (two queries, one transaction;
+    PostgreSQL without JIT, whose compiling costs more than it saves here)."""
+    postgresql = engine.dialect.name == "postgresql"
     with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
+        if postgresql:
             conn.execute(text("SET LOCAL jit = off"))
-        for sql, params, expanding in stats_queries(engine, chosen):
-            results.append([tuple(row) for row in conn.execute(text(sql).bindparams(*expanding), params)])
-    return build(results[0], results[1])
+        (statuses, params, expanding), (entries, _, _) = stats_queries(engine, chosen)
+        by_status = [tuple(row) for row in conn.execute(text(statuses).bindparams(*expanding), params)]
+        rows = conn.execute(text(entries).bindparams(*expanding), params)
+        summed = [tuple(row) for row in rows] if postgresql else _summed(rows)
+    return build(by_status, summed)
+
+
+def _summed(rows: Iterable[Any]) -> list[tuple[Any, ...]]:
+    """What the PostgreSQL statement sums, from (run id, stored entry) rows."""
+    counts: Counter[tuple[Any, ...]] = Counter()
+    firsts: Counter[tuple[Any, ...]] = Counter()
+    seen: set[tuple[str, str]] = set()
+    for run_id, raw in rows:
+        item = decode(raw)
+        key = (item.get("s", ""), item.get("k"), item.get("via"), item.get("to"), item.get("end"))
+        counts[key] += 1
+        if (run_id, key[0]) not in seen:
+            seen.add((run_id, key[0]))
+            firsts[key] += 1
+    return [(*key, count, firsts[key]) for key, count in counts.items()]
 
 
 def explain(engine: Engine, chosen: RunFilter) -> list[str]:

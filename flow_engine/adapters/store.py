@@ -190,6 +190,8 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
 
 
 def _last_entries(trail: dict[str, Any], count: int) -> dict[str, Any]:
+    if len(trail) <= MAX_ENTRIES:
+        return trail
     return {key: value for key, value in trail.items() if int(key) >= count - MAX_ENTRIES}
 
 
@@ -208,7 +210,7 @@ _TRAIL_MERGE = {  # by "is PostgreSQL"
     True: _trail_merge("COALESCE(flow_runs.trail, '{}'::jsonb) || excluded.trail", "jsonb_each",
                        "COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb)", "CAST(e.key AS integer)"),
     False: _trail_merge("json_patch(COALESCE(flow_runs.trail, '{}'), excluded.trail)", "json_each",
-                        "json_group_object(e.key, json(e.value))", "CAST(e.key AS INTEGER)"),
+                        "json_group_object(e.key, e.value)", "CAST(e.key AS INTEGER)"),
 }
 _TRAIL_COUNT = {
     True: "GREATEST(COALESCE(flow_runs.trail_count, 0), excluded.trail_count)",

@@ -4,7 +4,7 @@ trail keeps its last 500 entries and counts the rest."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ def test_stats_count_what_the_runs_did_on_both_databases(engine: Engine) -> None
     played = conversations("booking", 60, org="acme")
     write(engine, played, org="acme")
     final: dict[str, RunRecord] = {}
-    entries: dict[str, list[dict[str, Any]]] = {}
+    entries: dict[str, list[Mapping[str, Any]]] = {}
     for _phone, outcome in played:
         for run in (outcome.ended, outcome.run):
             if run is not None:
