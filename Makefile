@@ -1,10 +1,11 @@
-# make test: install into .venv, start Redis/PostgreSQL when installed but stopped, lint, run the suite.
+# make test: install into .venv, start Redis/PostgreSQL when installed but stopped, install promtool when
+# missing, lint, run the suite.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint unit services bench chaos clean
+.PHONY: install run test lint unit services tools bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,11 +25,15 @@ run: install
 services:
 	bash scripts/ensure-services.sh
 
+# promtool, for the unit tests of deploy/prometheus/alerts.yml (installed when missing).
+tools:
+	bash scripts/ensure-tools.sh
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy flow_engine bridge tests bench
 
-test: install services lint
+test: install services tools lint
 	$(BIN)/pytest
 
 unit: install

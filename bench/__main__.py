@@ -27,6 +27,8 @@ The benchmarks (each module's docstring says exactly what is measured), with the
                 BENCH_QUIET_ALONE_S (10)
   capacity      bench/capacity.py (Redis memory)      BENCH_CAPACITY_MESSAGES (300,000), BENCH_CAPACITY_RATE (3,000),
                 BENCH_CAPACITY_RETENTION_S (5), BENCH_CAPACITY_MAXLEN (1,000)
+  stats         bench/trails.py: `stats` on N runs    BENCH_STATS_RUNS (10,000), BENCH_ROUNDS (5)
+  trail_writes  bench/trails.py: DB time per event with and without trails   BENCH_STATS_RUNS, BENCH_ROUNDS
 
 A small run: BENCH_EVENTS=10000 BENCH_ROUNDS=1 BENCH_MESSAGES=5000 BENCH_NAIVE_MESSAGES=1000
 BENCH_DIRECT_MESSAGES=5000 BENCH_LATENCY_MESSAGES=300 BENCH_LATENCY_ROUNDS=1 BENCH_TIMER_DELAYS=1000
@@ -44,7 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import branching, capacity, fairness, interpreter, memory, runtime, timer_scale, timers
+from bench import branching, capacity, fairness, interpreter, memory, runtime, timer_scale, timers, trails
 
 Benchmark = Callable[[], dict[str, Any]]
 
@@ -59,6 +61,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "timer_scale": timer_scale.run,
     "fairness": fairness.run,
     "capacity": capacity.run,
+    "stats": trails.run_stats,
+    "trail_writes": trails.run_trail_writes,
 }
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"  # gitignored

@@ -35,6 +35,14 @@ def _serve_metrics(**_: object) -> None:
 
 
 @worker_init.connect
+def _worker_up(**_: object) -> None:
+    """`nexia_engine_worker_up`: alerts see a worker (its main process) running."""
+    from flow_engine import metrics
+
+    metrics.worker_up.set(1)
+
+
+@worker_init.connect
 def _check_schema(**_: object) -> None:
     """Refuse to start on a database without the engine's tables and columns: one line, exit 2, and
     no traffic touched (a worker that started would retry every event and dead-letter it)."""

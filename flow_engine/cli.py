@@ -11,6 +11,7 @@ import click
 
 from flow_engine.adapters.dlq import printable, printable_json
 from flow_engine.cli_handoff import handoff
+from flow_engine.cli_runs import runs, stats
 from flow_engine.core.control import Control
 from flow_engine.core.graph import Flow, parse_flow
 from flow_engine.core.outcome import AttributeWrite, Contact, Jumped, OutboxMessage, TagWrite, WebhookEvent
@@ -407,15 +408,24 @@ def up(concurrency: int, flower: bool, flower_port: int, events: bool) -> None:
 
 
 @main.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-def graph(file: str) -> None:
-    """Print a flow as a Mermaid flowchart (paste it into a ```mermaid block)."""
+@click.argument("file", metavar="FLOW", type=click.Path(dir_okay=False))
+@click.option("--stats", "with_stats", is_flag=True, help="draw the org's run counts on steps and edges")
+@click.option("--org", default=None, help="with --stats: whose runs (FLOW may then be a stored flow's id or name)")
+@click.option("--since", default=None, help="with --stats: runs started since (30m, 2h, 7d, ISO date/time)")
+def graph(file: str, with_stats: bool, org: str | None, since: str | None) -> None:
+    """Print a flow (a file) as a Mermaid flowchart (paste it into a ```mermaid block)."""
+    from flow_engine.cli_runs import graph_with_stats
     from flow_engine.core.mermaid import to_mermaid
 
-    flow = parse_flow(load_graph(file))
+    if with_stats and org is None:
+        raise click.UsageError("--stats needs --org")
+    raw, counts = load_graph(file) if not with_stats or Path(file).exists() else None, None
+    if with_stats:
+        raw, counts = graph_with_stats(file, raw, str(org), since)
+    flow = parse_flow(raw)
     if flow.problems:
         raise click.ClickException(f"{file} is not a valid flow:\n" + "\n".join(flow.problems))
-    click.echo(to_mermaid(flow), nl=False)
+    click.echo(to_mermaid(flow, counts), nl=False)
 
 
 def _mib(size_bytes: int | None) -> str:
@@ -559,3 +569,7 @@ def dlq_purge(yes: bool) -> None:
     if not yes:
         click.confirm(f"delete {client.xlen('nf:incoming:dlq')} DLQ entries?", abort=True)
     click.echo(f"purged {ops.dlq_purge(client)} entries")
+
+
+main.add_command(runs)
+main.add_command(stats)

@@ -35,6 +35,8 @@ held = Counter("nexia_engine_held",
                "Messages held while the contact's run was in a delay (answered when it waits for a reply or ends)")
 handoffs = Counter("nexia_engine_handoffs", "Contacts handed to an agent by a handoff step (flow.handoff events)")
 handed_on = Counter("nexia_engine_handed_on", "Events handed on to lanes by the bridge")
+runs = Counter("nexia_engine_runs", "Runs that reached a status: running (a run started), completed, failed, expired, "
+               "interrupted", ["status"])
 
 processing_seconds = Histogram("nexia_engine_processing_seconds", "Time to process one lane batch",
                                buckets=LATENCY_BUCKETS_S)
@@ -52,6 +54,14 @@ stream_trimmed = Counter("nexia_engine_stream_trimmed", "Stream entries trimmed 
 stream_length = Gauge("nexia_engine_stream_length", "Entries in each stream", ["stream"],
                       multiprocess_mode="mostrecent")
 scheduled_items = Gauge("nexia_engine_scheduled_items", "Timers in the ZSET", multiprocess_mode="mostrecent")
+lane_events = Gauge("nexia_engine_lane_events", "Events waiting in lanes for a worker (part of the backlog)",
+                    multiprocess_mode="mostrecent")
+busy_lanes = Gauge("nexia_engine_busy_lanes", "Lanes holding events", multiprocess_mode="mostrecent")
+bridge_lease_held = Gauge("nexia_engine_bridge_lease_held",
+                          "1 when a bridge holds the lease (fe:bridge:lease) and reads nf:incoming, else 0",
+                          multiprocess_mode="max")
+worker_up = Gauge("nexia_engine_worker_up", "Celery worker processes running (set by each worker's main process)",
+                  multiprocess_mode="livesum")
 
 
 def serve(port: int, addr: str = "127.0.0.1") -> None:

@@ -26,6 +26,7 @@ class Status:
     pending: int
     lanes_backlog: int
     busiest_lane: tuple[str, int] | None  # (lane, events)
+    busy_lanes: int  # lanes holding events
     scheduled: int
     oldest_overdue_ms: int  # how late the most overdue timer is (0: none is due)
     waits: int
@@ -75,6 +76,7 @@ def status(settings: Settings, client: RedisClient, workers: list[str] | None) -
         pending=0 if group is None else int(group.get("pending") or 0),
         lanes_backlog=sum(lanes.values()),
         busiest_lane=None if busiest is None else (busiest, lanes[busiest]),
+        busy_lanes=len(lanes),
         scheduled=int(scheduled),
         oldest_overdue_ms=overdue,
         waits=int(stats.get("waits") or 0),

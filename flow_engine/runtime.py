@@ -297,6 +297,8 @@ def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: li
     metrics.handoffs.inc(sum(1 for a in applied if a.outcome.handed_off))
     for reason, count in Counter(done.outcome.ignored for done in applied if done.outcome.ignored).items():
         metrics.ignored.labels(reason).inc(count)
+    for status, count in Counter(status for done in applied for status in run_statuses(done.outcome)).items():
+        metrics.runs.labels(status).inc(count)
     for (item, _event), done in zip(work, applied, strict=True):
         if done.outcome.outbox:
             metrics.latency_seconds.observe(max(written_ms - stream_ms(item.stream_id), 0) / 1000)
@@ -306,6 +308,20 @@ def _count(work: list[tuple[lanes.Item, Event]], applied: list[Applied], ops: li
             metrics.dlq.labels(error).inc()
             metrics.errors.labels(error).inc()
     metrics.processing_seconds.observe(time.perf_counter() - started)
+
+
+def run_statuses(outcome: Outcome) -> list[str]:
+    """The statuses runs reached by `outcome`: `running` for a run it started, and each run's end."""
+    reached = []
+    for run in (outcome.ended, outcome.run):
+        if run is None:
+            continue
+        wait = outcome.wait_before
+        if wait is None or wait.run_id != run.id:
+            reached.append("running")
+        if run.status != "running":
+            reached.append(run.status)
+    return reached
 
 
 def _log(work: list[tuple[lanes.Item, Event]], applied: list[Applied]) -> None:

@@ -277,5 +277,8 @@ def test_a_wait_with_variants_is_stored_and_loaded_whole_and_one_without_as_befo
     assert wait is not None and wait.variants == (("start:0", "a"),)
     assert load_wait(dump_wait(wait)) == wait
     assert json.loads(dump_wait(wait))[len(WAIT_FIELDS)] == {"start:0": "a"}
-    plain = replace(wait, variants=())
+    assert json.loads(dump_wait(wait))[len(WAIT_FIELDS) + 1] == wait.trail == 3  # start, split, wait_for_reply
+    plain = replace(wait, variants=(), trail=0)
     assert load_wait(dump_wait(plain)) == plain and len(json.loads(dump_wait(plain))) == len(WAIT_FIELDS)
+    untraced = replace(wait, trail=0)  # a wait stored before trails: read as a trail of 0 entries
+    assert load_wait(dump_wait(untraced)) == untraced and len(json.loads(dump_wait(untraced))) == len(WAIT_FIELDS) + 1

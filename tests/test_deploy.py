@@ -3,12 +3,16 @@ name is run with --help against this install, and the file's structure is checke
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import prometheus_client.metrics
 import pytest
 import yaml
 
@@ -95,3 +99,70 @@ def test_the_env_file_is_valid_settings() -> None:
     settings = load(env)
     assert (settings.redis_url, settings.metrics_port) == ("redis://redis:6379/0", 9108)
     assert settings.database_url.startswith("postgresql+psycopg2://")
+
+
+# -- Grafana dashboard and Prometheus alerts (deploy/) -------------------------------------------------
+
+DEPLOY = REPO / "deploy"
+DASHBOARD: dict[str, Any] = json.loads((DEPLOY / "grafana" / "flow-engine.json").read_text())
+ALERTS: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+METRIC = re.compile(r"\bnexia_engine_[a-z0-9_]+")
+
+
+def exposed_names() -> set[str]:
+    """Every series name the engine's metrics expose (counters' _total, histograms' _bucket, ...)."""
+    from flow_engine import metrics
+
+    names = set()
+    for value in vars(metrics).values():
+        if isinstance(value, prometheus_client.metrics.MetricWrapperBase):
+            for family in value.collect():
+                names |= {sample.name for sample in family.samples}
+                names.add(family.name)
+                if family.type == "counter":
+                    names.add(family.name + "_total")
+                if family.type == "histogram":
+                    names |= {family.name + suffix for suffix in ("_bucket", "_count", "_sum")}
+    return names
+
+
+def dashboard_exprs() -> list[str]:
+    return [target["expr"] for panel in DASHBOARD["panels"] for target in panel.get("targets", [])]
+
+
+def test_the_dashboard_shows_what_operators_watch_with_metrics_that_exist() -> None:
+    titles = {panel["title"] for panel in DASHBOARD["panels"]}
+    assert {"Messages / s", "Latency, inbound to outbox", "Backlog", "Lanes", "Timer lateness (due to published)",
+            "DLQ by error", "Ignored events by reason / s", "Runs by status / s"} <= titles
+    used = {name for expr in dashboard_exprs() for name in METRIC.findall(expr)}
+    assert used and used <= exposed_names(), sorted(used - exposed_names())
+    ids = [panel["id"] for panel in DASHBOARD["panels"]]
+    assert len(ids) == len(set(ids))
+    assert all(target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+               for panel in DASHBOARD["panels"] for target in panel.get("targets", []))
+
+
+def test_the_alert_rules_use_metrics_that_exist() -> None:
+    rules = [rule for group in ALERTS["groups"] for rule in group["rules"]]
+    assert {rule["alert"] for rule in rules} == {"FlowEngineDLQGrowing", "FlowEngineBacklogGrowing",
+                                                 "FlowEngineTimerLate", "FlowEngineNoBridge", "FlowEngineNoWorker"}
+    used = {name for rule in rules for name in METRIC.findall(rule["expr"])}
+    assert used <= exposed_names(), sorted(used - exposed_names())
+
+
+def promtool() -> str:
+    """promtool's path. Missing is a failure, not a skip (`make test` installs it: scripts/ensure-tools.sh)."""
+    found = shutil.which("promtool")
+    assert found, "promtool is not installed: run `make tools` (Debian: apt-get install prometheus)"
+    return found
+
+
+def test_the_alert_rules_are_valid_and_pass_their_unit_tests() -> None:
+    where = DEPLOY / "prometheus"
+    checked = subprocess.run([promtool(), "check", "rules", "alerts.yml"], cwd=where, capture_output=True,
+                             text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run([promtool(), "test", "rules", "alerts_test.yml"], cwd=where, capture_output=True,
+                            text=True, timeout=120)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "SUCCESS" in tested.stdout + tested.stderr

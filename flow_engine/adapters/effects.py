@@ -22,17 +22,17 @@ def _flat(fields: Mapping[str, str]) -> list[str]:
 WAIT_FIELDS = ("run_id", "flow_id", "flow_version", "path", "index", "kind", "token", "due_ms", "trigger_text",
                "intent", "attempts", "expires", "steps")
 # Written after those only up to the last one set, so a run without them is stored exactly as before
-# they existed: the A/B variants a split chose ({location: path}); for a contact with an agent, since
-# when (ms) and the queue.
-OPTIONAL_WAIT_FIELDS = ("variants", "since_ms", "queue")
-_UNSET: tuple[Any, ...] = ({}, None, "")
+# they existed: the A/B variants a split chose ({location: path}), the run's trail entries so far,
+# and for a contact with an agent, since when (ms) and the queue. Each with its unset value.
+OPTIONAL_WAIT_FIELDS = ("variants", "trail", "since_ms", "queue")
+_UNSET: tuple[Any, ...] = ({}, 0, None, "")
 
 
 def dump_wait(wait: WaitState) -> str:
     fields = wait.to_dict()
     values = [fields[name] for name in WAIT_FIELDS]
     optional = [fields[name] for name in OPTIONAL_WAIT_FIELDS]
-    while optional and optional[-1] in _UNSET:
+    while optional and optional[-1] == _UNSET[len(optional) - 1]:
         optional.pop()
     return json.dumps(values + optional, ensure_ascii=False, separators=(",", ":"))
 

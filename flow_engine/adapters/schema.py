@@ -18,7 +18,7 @@ UPGRADE = "flow-engine db upgrade"
 FLOWS = {"flows": ("id", "org_id", "name", "version", "graph", "status", "created_by", "created_at")}  # flows load
 FLOWS_READ = {"flows": ("id", "org_id", "name", "version", "graph", "status")}
 RUNS = {"flow_runs": ("id", "org_id", "flow_id", "flow_version", "contact", "channel_id", "status", "last_step",
-                      "context", "created_at", "updated_at")}
+                      "context", "created_at", "updated_at", "trail", "trail_count")}
 CONTACTS = {"contacts": ("id", "org_id", "wa_id", "phone", "name", "attributes", "created_at", "updated_at")}
 WORKER = {**FLOWS_READ, **RUNS, **CONTACTS}
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, text, update
+from sqlalchemy import Engine, and_, func, insert, literal_column, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from flow_engine.adapters.db import ContactRow, FlowRow, FlowRunRow
@@ -17,6 +17,7 @@ from flow_engine.adapters.schema import stamp
 from flow_engine.core.graph import Flow, parse_flow
 from flow_engine.core.ids import derive
 from flow_engine.core.outcome import TAGS, AttributeWrite, Contact, Outcome, TagWrite, with_tag
+from flow_engine.core.trail import MAX_ENTRIES, numbered
 
 _MISSING = object()
 
@@ -120,11 +121,15 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
         for run in (outcome.ended, outcome.run):  # ended: the run an interrupt word ended
             if run is None:
                 continue
+            trail = numbered(run.trail_from, run.trail)
+            earlier = runs.get(run.id)
+            if earlier is not None:  # the run's entries of earlier events in this batch come first
+                trail = _last_entries({**earlier["trail"], **trail}, run.trail_count)
             runs[run.id] = {  # a later event of the same run in this batch wins
                 "id": run.id, "org_id": item.org_id, "flow_id": run.flow_id, "flow_version": run.flow_version,
                 "contact": item.contact, "channel_id": item.channel_id, "status": run.status,
                 "last_step": run.last_step, "context": dict(run.context), "created_at": run_created,
-                "updated_at": run_updated,
+                "updated_at": run_updated, "trail": trail, "trail_count": run.trail_count,
             }
         for effect in outcome.effects:  # in order: a later write wins, tag changes apply on top of writes
             if isinstance(effect, AttributeWrite):
@@ -154,6 +159,8 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
                         "last_step": insert.excluded.last_step,
                         "context": insert.excluded.context,
                         "updated_at": insert.excluded.updated_at,
+                        "trail": literal_column(_TRAIL_MERGE[dialect == "postgresql"]),
+                        "trail_count": literal_column(_TRAIL_COUNT[dialect == "postgresql"]),
                     },
                     # a run id is derived from its event; whatever an entry claims, it never
                     # changes another org's row
@@ -225,6 +232,35 @@ def _sqlite_change_tags(conn: Any, row_id: str, changes: dict[str, bool]) -> Non
     for tag, present in changes.items():
         attributes = {**attributes, TAGS: with_tag(attributes, tag, present)}
     conn.execute(update(ContactRow).where(ContactRow.id == row_id).values(attributes=attributes))
+
+
+def _last_entries(trail: dict[str, Any], count: int) -> dict[str, Any]:
+    if len(trail) <= MAX_ENTRIES:
+        return trail
+    return {key: value for key, value in trail.items() if int(key) >= count - MAX_ENTRIES}
+
+
+# A run's trail grows in the same upsert that writes its row (no extra statement): the event's entries
+# are merged by number into the stored object, so writing an event again (a replay after a crash, or a
+# batch re-run one event at a time) changes nothing; an event older than what the row holds is not
+# merged at all. Past MAX_ENTRIES the oldest entries are dropped (trail_count keeps counting).
+def _trail_merge(merged: str, each: str, aggregate: str, as_int: str) -> str:
+    return (f"CASE WHEN excluded.trail_count > COALESCE(flow_runs.trail_count, 0) THEN "
+            f"CASE WHEN excluded.trail_count > {MAX_ENTRIES} THEN (SELECT {aggregate} FROM {each}({merged}) AS e "
+            f"WHERE {as_int} >= excluded.trail_count - {MAX_ENTRIES}) ELSE {merged} END "
+            "ELSE flow_runs.trail END")
+
+
+_TRAIL_MERGE = {  # by "is PostgreSQL"
+    True: _trail_merge("COALESCE(flow_runs.trail, '{}'::jsonb) || excluded.trail", "jsonb_each",
+                       "COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb)", "CAST(e.key AS integer)"),
+    False: _trail_merge("json_patch(COALESCE(flow_runs.trail, '{}'), excluded.trail)", "json_each",
+                        "json_group_object(e.key, e.value)", "CAST(e.key AS INTEGER)"),
+}
+_TRAIL_COUNT = {
+    True: "GREATEST(COALESCE(flow_runs.trail_count, 0), excluded.trail_count)",
+    False: "MAX(COALESCE(flow_runs.trail_count, 0), excluded.trail_count)",
+}
 
 
 # Sets the patch's keys (|| keeps every other key: a concurrent write of another key survives).

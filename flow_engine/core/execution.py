@@ -28,6 +28,7 @@ from flow_engine.core.outcome import (
 from flow_engine.core.steps.base import _End
 from flow_engine.core.steps.wait_for_reply import WaitForReply
 from flow_engine.core.template import placeholder_values, render_deep
+from flow_engine.core.trail import entry, step_kind
 
 
 class Execution:
@@ -67,6 +68,9 @@ class Execution:
         # A/B variants chosen in this run (split), by step location: carried by the run's wait state.
         self.variants: dict[str, str] = dict(wait_before.variants) if wait_before is not None and \
             wait_before.run_id == run_id else {}
+        # The run's trail: this event's entries, numbered on from the run's count so far.
+        self.trail_from = wait_before.trail if wait_before is not None and wait_before.run_id == run_id else 0
+        self.trail: list[dict[str, Any]] = []
 
     def values(self) -> dict[str, Any]:
         if self._values is None:
@@ -108,6 +112,12 @@ class Execution:
     def jumped(self, path: str, index: int, via: str, target: str) -> None:
         """Record that the run jumps from step `index` of `path` to `target` (a trace effect)."""
         self.effects.append(Jumped(f"{path}:{index}", via, target))
+        if self.trail:  # the jumping step's own entry
+            self.trail[-1]["via"], self.trail[-1]["to"] = via, target
+
+    def note(self, where: str, kind: str, via: str | None = None, to: str | None = None) -> None:
+        """A trail entry that is not a step running: entering the flow, or a paused run resuming."""
+        self.trail.append(entry(where, self.now_ms, kind, via, to))
 
     def run_from(self, path: str, start: int) -> Outcome:
         """Run from step `start` of `path`, following jumps, until the run pauses, ends or fails.
@@ -124,7 +134,9 @@ class Execution:
                 return self.fail(f"{path}:{index}", f"paths.{path}[{index}]: loop-limit: more than {max_steps} "
                                                     "steps without a reply from the contact", code="loop-limit")
             self.steps += 1
-            target = steps[index].run(self, path, index)
+            step = steps[index]
+            self.trail.append({"s": f"{path}:{index}", "t": self.now_ms, "k": step_kind(step)})
+            target = step.run(self, path, index)
             if target is None:
                 index += 1
             elif isinstance(target, str):
@@ -193,6 +205,7 @@ class Execution:
             expires=expires,
             steps=self.steps,
             variants=tuple(sorted(self.variants.items())),
+            trail=self.trail_from + len(self.trail),
         )
         timers = () if due_ms is None else (timer_of(wait, self.event),)
         waiting_for: dict[str, Any] = {"kind": kind, "step": f"{path}:{index}", "token": token, "due_ms": due_ms}
@@ -228,6 +241,8 @@ class Execution:
             context["ended"] = status if error is None else code
         if error is not None:
             context["error"] = error
+        if self.trail:
+            self.trail[-1]["end"] = context.get("ended", "waiting")
         return Outcome(
             event_key=self.event.key,
             effects=tuple(self.effects),
@@ -236,7 +251,8 @@ class Execution:
             wait_after=wait_after,
             timers_add=timers_add,
             timers_cancel=self.timers_cancel,
-            run=RunRecord(self.run_id, self.flow.id, self.flow.version, status, last_step, context),
+            run=RunRecord(self.run_id, self.flow.id, self.flow.version, status, last_step, context,
+                          tuple(self.trail), self.trail_from),
             failure=None if error is None else FlowFailure(code, error),
             ended=self.ended,
         )

@@ -20,6 +20,7 @@ from flow_engine.core.inbound import Event, Message, Release, Resume
 from flow_engine.core.intents import builtin_intent, classify, fallback_reply, match_words, normalize
 from flow_engine.core.outcome import Contact, FlowFailure, Outcome, RunRecord, RunStatus, Timer, WaitState
 from flow_engine.core.template import render
+from flow_engine.core.trail import START, entry
 
 _SAME: Any = object()  # `active` not given: the org's active flow is `flow`
 
@@ -42,21 +43,24 @@ def _cancel(wait: WaitState, event: Event) -> tuple[Timer, ...]:
     return (timer_of(wait, event),) if wait.due_ms is not None else ()
 
 
-def _ended_run(event: Event, wait: WaitState, status: RunStatus, **context: Any) -> RunRecord:
-    """The record of a paused run that ends without running a step (expired, interrupted, failed)."""
+def _ended_run(event: Event, wait: WaitState, status: RunStatus, now_ms: int, via: str, **context: Any) -> RunRecord:
+    """The record of a paused run that ends without running a step (expired, interrupted, failed);
+    its trail says what ended it (`via`: expire, interrupt, or what resumed it)."""
     fields = {"contact": event.contact, "channel_id": event.channel_id, "trigger_text": wait.trigger_text,
               "intent": wait.intent, "ended": status, **context}
-    return RunRecord(wait.run_id, wait.flow_id, wait.flow_version, status, f"{wait.path}:{wait.index}", fields)
+    where = f"{wait.path}:{wait.index}"
+    trail = (entry(where, now_ms, "resume", via, end=str(fields["ended"])),)
+    return RunRecord(wait.run_id, wait.flow_id, wait.flow_version, status, where, fields, trail, wait.trail)
 
 
-def _failed_run(event: Event, wait: WaitState, reason: str) -> Outcome:
+def _failed_run(event: Event, wait: WaitState, reason: str, now_ms: int, via: str) -> Outcome:
     """A paused run that cannot go on: it fails with `reason`; its wait and timer are cleared."""
     return Outcome(
         event_key=event.key,
         wait_before=wait,
         wait_after=None,
         timers_cancel=_cancel(wait, event),
-        run=_ended_run(event, wait, "failed", ended="flow-error", error=reason),
+        run=_ended_run(event, wait, "failed", now_ms, via, ended="flow-error", error=reason),
         failure=FlowFailure("flow-error", reason),
     )
 
@@ -75,7 +79,8 @@ def _start(
                    "ended": "flow-error", "error": reason}
         return Outcome(
             event_key=event.key, wait_before=ending, timers_cancel=cancel, ended=ended,
-            run=RunRecord(run_id, flow.id, flow.version, "failed", "", context),
+            run=RunRecord(run_id, flow.id, flow.version, "failed", "", context,
+                          (entry(START, now_ms, "start", end="flow-error"),)),
             failure=FlowFailure("flow-error", reason),
         )
     intent, path = route(flow, event.text, intent) if flow is not None else (classify(event.text), None)
@@ -84,6 +89,7 @@ def _start(
         wait_before=ending, timers_cancel=cancel, ended=ended,
     )
     if path is not None:
+        execution.note(START, "start", intent, path)
         return execution.run_from(path, 0)
     # No flow, or no path for this intent: the fixed reply, and no run to record.
     execution.send("text", fallback_reply(intent, fallback_language))
@@ -125,7 +131,7 @@ def interpret(
         if event.reason == "expire":  # its timer fired: nothing to cancel
             minutes = (flow or Flow((), {}, ())).expire_after_min or control.expire_after_min
             return Outcome(event_key=event.key, wait_before=wait, wait_after=None,
-                           run=_ended_run(event, wait, "expired", expired_after_min=minutes))
+                           run=_ended_run(event, wait, "expired", now_ms, "expire", expired_after_min=minutes))
         return _continue(flow, event, wait, contact, now_ms, control, reply=None)
     if wait is None:
         return _start(flow, event, contact, now_ms, fallback_language, control, intent=intent)
@@ -133,7 +139,7 @@ def interpret(
         return Outcome(event_key=event.key, wait_before=wait, wait_after=wait, ignored="handoff")
     if control.interrupts(flow, event.text) and (wait.kind == "reply" or held == 0):
         # Behind held messages an interrupt word waits its turn: order first.
-        ended = _ended_run(event, wait, "interrupted", interrupted_by=event.text.strip())
+        ended = _ended_run(event, wait, "interrupted", now_ms, "interrupt", interrupted_by=event.text.strip())
         return _start(active, event, contact, now_ms, fallback_language, control, ending=wait, ended=ended)
     if wait.kind == "delay":
         if held >= control.max_held:
@@ -181,10 +187,12 @@ def _continue(
 ) -> Outcome:
     """Resume a paused run: after a matching reply, a delay, a reply timeout, or the last attempt
     (`gave_up`: the non-matching reply that ends the wait as if it had timed out)."""
+    via = "attempts" if gave_up is not None else "reply" if reply is not None else \
+        "delay" if wait.kind == "delay" else "timeout"
     if flow is None:
-        return _failed_run(event, wait, f"flow {wait.flow_id} v{wait.flow_version} no longer exists")
+        return _failed_run(event, wait, f"flow {wait.flow_id} v{wait.flow_version} no longer exists", now_ms, via)
     if not flow.valid:
-        return _failed_run(event, wait, "; ".join(flow.problems))
+        return _failed_run(event, wait, "; ".join(flow.problems), now_ms, via)
     message = reply or gave_up
     execution = Execution(
         flow, event, contact, now_ms, control, run_id=wait.run_id, intent=wait.intent,
@@ -192,6 +200,7 @@ def _continue(
         wait_before=wait, timers_cancel=_cancel(wait, event) if message is not None else (),
         steps_before=0 if message is not None else wait.steps,  # the contact spoke: the loop guard restarts
     )
+    execution.note(f"{wait.path}:{wait.index}", "resume", via)
     step = _step_at(flow, wait)
     if reply is None and wait.kind == "reply" and isinstance(step, WaitForReply) and step.timeout_path:
         return execution.run_from(step.timeout_path, 0)

@@ -27,7 +27,10 @@ def cap_outputs(outcome: Outcome, *, max_outputs: int, max_bytes: int) -> Outcom
               f"{max_outputs} outputs or {max_bytes} characters")
     run = None
     if outcome.run is not None:
+        trail = outcome.run.trail
+        if trail:  # the event's last entry says how it ended
+            trail = (*trail[:-1], {**trail[-1], "end": OUTPUT_LIMIT})
         run = replace(outcome.run, status="failed", context={**outcome.run.context, "waiting_for": None,
-                                                              "error": detail})
+                                                              "error": detail}, trail=trail)
     return replace(outcome, effects=(), wait_after=None, timers_add=(), run=run,
                    failure=FlowFailure(OUTPUT_LIMIT, detail))

@@ -220,6 +220,7 @@ class WaitState:
     expires: bool = False  # the timer (due_ms) is the run's expiry, not the step's own timeout
     steps: int = 0  # steps run since the contact last replied (the loop guard's count)
     variants: tuple[tuple[str, str], ...] = ()  # A/B variants chosen so far: (step location, path)
+    trail: int = 0  # trail entries the run has recorded so far (the next one's number, core/trail.py)
     since_ms: int | None = None  # handoff: when the contact was handed to an agent
     queue: str = ""  # handoff: the agents' queue the step named
 
@@ -248,6 +249,7 @@ class WaitState:
             "expires": int(self.expires),
             "steps": self.steps,
             "variants": dict(self.variants),
+            "trail": self.trail,
             "since_ms": self.since_ms,
             "queue": self.queue,
         }
@@ -269,6 +271,7 @@ class WaitState:
             expires=bool(raw.get("expires")),
             steps=int(raw.get("steps") or 0),
             variants=tuple(sorted((str(k), str(v)) for k, v in (raw.get("variants") or {}).items())),
+            trail=int(raw.get("trail") or 0),
             since_ms=None if raw.get("since_ms") is None else int(raw["since_ms"]),
             queue=str(raw.get("queue") or ""),
         )
@@ -287,6 +290,13 @@ class RunRecord:
     status: RunStatus
     last_step: str  # "<path>:<index>"
     context: Mapping[str, Any]
+    trail: tuple[Mapping[str, Any], ...] = ()  # what this event did to the run (core/trail.py)
+    trail_from: int = 0  # the number of trail[0] in the run: entries recorded before this event
+
+    @property
+    def trail_count(self) -> int:
+        """Trail entries the run has recorded with this event."""
+        return self.trail_from + len(self.trail)
 
 
 @dataclass(frozen=True)

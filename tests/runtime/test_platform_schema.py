@@ -30,7 +30,7 @@ from tests.runtime.platform import (
     sql,
 )
 
-ENGINE_HEAD = "0002"
+ENGINE_HEAD = "0003"
 
 
 def columns(url: str, table: str) -> dict[str, str]:
@@ -46,14 +46,16 @@ def test_db_upgrade_adds_only_the_engines_columns_and_indexes_and_twice_changes_
         after = {table: columns(url, table) for table in before}
         for table, kinds in before.items():  # nothing of the platform's dropped or retyped
             assert {name: after[table][name] for name in kinds} == kinds
-        assert set(after["flow_runs"]) - set(before["flow_runs"]) == {"flow_version", "contact", "channel_id"}
+        assert set(after["flow_runs"]) - set(before["flow_runs"]) == {"flow_version", "contact", "channel_id", "trail",
+                                                                      "trail_count"}
+        assert (after["flow_runs"]["trail"], after["flow_runs"]["trail_count"]) == ("jsonb", "integer")
         assert set(after["flows"]) - set(before["flows"]) == {"created_at"}
         assert set(after["contacts"]) - set(before["contacts"]) == {"created_at", "updated_at"}
         assert after["flow_runs"]["created_at"] == "timestamp without time zone"
         assert after["organizations"] == before["organizations"]
         indexes = {row[0] for row in sql(url, "SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")}
         assert {"ix_flows_org_status_version", "ix_contacts_org_wa_id", "ix_contacts_org_phone",
-                "ix_flow_runs_org_contact"} <= indexes
+                "ix_flow_runs_org_contact", "ix_flow_runs_org_created"} <= indexes
         assert sql(url, "SELECT version_num FROM alembic_version") == [(PLATFORM_HEAD,)]
         assert sql(url, "SELECT version_num FROM flow_engine_alembic_version") == [(ENGINE_HEAD,)]
 
@@ -109,8 +111,8 @@ def test_a_worker_refuses_to_start_before_the_upgrade() -> None:
         assert worker.returncode == 2
         lines = [line for line in worker.stderr.splitlines() if line.strip()]
         assert lines[-1].startswith(f"flow-engine worker: database at {url} lacks flow_runs.flow_version, "
-                                    "flow_runs.contact, flow_runs.channel_id, contacts.created_at, "
-                                    "contacts.updated_at:")
+                                    "flow_runs.contact, flow_runs.channel_id, flow_runs.trail, flow_runs.trail_count, "
+                                    "contacts.created_at, contacts.updated_at:")
         assert lines[-1].endswith("run `flow-engine db upgrade` (it adds only what is missing)")
         assert "Traceback" not in worker.stderr
 

@@ -121,6 +121,9 @@ def test_a_greeting_within_a_second_and_the_second_line_after_the_delay(
     assert "nexia_engine_outbox_published_total 2.0" in metrics
     assert "nexia_engine_handed_on_total 2.0" in metrics
     assert "nexia_engine_sched_published_total 1.0" in metrics
+    assert 'nexia_engine_runs_total{status="running"} 1.0' in metrics  # the run started...
+    assert 'nexia_engine_runs_total{status="completed"} 1.0' in metrics  # ...and completed after its delay
+    assert "nexia_engine_worker_up 1.0" in metrics
     time.sleep(1.5)  # Flower learns of tasks from the worker's events
     tasks = json.loads(get(f"http://127.0.0.1:{flower_port}/api/tasks", auth=flower_auth(_stack)))
     assert {task["name"] for task in tasks.values()} == {"flow_engine.process_lane"}
