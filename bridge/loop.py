@@ -8,6 +8,7 @@ The handoff script is fenced by the lease: a bridge that lost it cannot hand any
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -24,6 +25,7 @@ from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, 
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret
 from flow_engine.clock import now_ms
+from flow_engine.errors import Fenced, GroupExists, StreamGone
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.bridge")
@@ -46,11 +48,8 @@ class Bridge:
         self.former_seen = True
 
     def ensure_group(self) -> None:
-        try:
+        with contextlib.suppress(GroupExists):
             self.redis.xgroup_create(INCOMING, self.settings.group, id=self.settings.group_start, mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
 
     # -- leadership -----------------------------------------------------------------------------------
 
@@ -171,14 +170,11 @@ class Bridge:
                     log.info("bridge %s handed on %s pending entries", self.settings.consumer, recovered)
                 self.step()
                 backoff_s = 0.1
-            except redis.ResponseError as exc:
-                if "FENCED" in str(exc):
-                    log.warning("bridge %s was fenced: %s", self.settings.consumer, exc)
-                    self.leader = False
-                elif "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):  # the stream was deleted: make both again
-                    group_ready = False
-                else:
-                    raise
+            except Fenced as exc:
+                log.warning("bridge %s was fenced: %s", self.settings.consumer, exc)
+                self.leader = False
+            except StreamGone:  # the stream was deleted: make both again
+                group_ready = False
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("bridge: Redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
                 stop.wait(backoff_s)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,29 +97,45 @@ def live_workers(timeout_s: float = 1.0) -> list[str]:
     return sorted(name for reply in replies for name in reply)
 
 
+def _redis_problem(settings: Settings) -> str | None:
+    connect(settings.redis_url).ping()
+    return None
+
+
+def _db_problem(settings: Settings) -> str | None:
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        schema.require(engine)  # reachable is not enough: the worker needs its columns
+    finally:
+        engine.dispose()
+    return None
+
+
+def _bridge_problem(settings: Settings) -> str | None:
+    return None if connect(settings.redis_url).get(BRIDGE_LEASE) else "no bridge holds the lease"
+
+
+def _worker_problem(_settings: Settings) -> str | None:
+    return None if live_workers() else "no worker answers a ping"
+
+
+CHECKS: dict[str, Callable[[Settings], str | None]] = {
+    "redis": _redis_problem, "db": _db_problem, "bridge": _bridge_problem, "worker": _worker_problem,
+}
+
+
 def check(settings: Settings, what: Iterable[str]) -> list[tuple[str, str | None]]:
-    """(component, problem or None) for each of redis, db, bridge, worker."""
+    """(component, problem or None) for each of redis, db, bridge, worker; an error raised while
+    checking (Redis or the database unreachable, a schema problem) is the component's problem."""
     results: list[tuple[str, str | None]] = []
     for component in what:
         try:
-            if component == "redis":
-                connect(settings.redis_url).ping()
-            elif component == "db":
-                engine = make_engine(settings.database_url)
-                try:
-                    with engine.connect() as conn:
-                        conn.execute(text("SELECT 1"))
-                    schema.require(engine)  # reachable is not enough: the worker needs its columns
-                finally:
-                    engine.dispose()
-            elif component == "bridge":
-                if not connect(settings.redis_url).get(BRIDGE_LEASE):
-                    raise RuntimeError("no bridge holds the lease")
-            elif component == "worker" and not live_workers():
-                raise RuntimeError("no worker answers a ping")
-            results.append((component, None))
+            problem = CHECKS[component](settings)
         except Exception as exc:
-            results.append((component, " ".join(str(exc).split()) or type(exc).__name__))
+            problem = " ".join(str(exc).split()) or type(exc).__name__
+        results.append((component, problem))
     return results
 
 

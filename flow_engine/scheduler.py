@@ -18,6 +18,7 @@ from flow_engine.adapters.retention import trim_streams
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret
 from flow_engine.clock import now_ms
+from flow_engine.errors import SecretMissing
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.scheduler")
@@ -48,9 +49,7 @@ class TimerLoop:
         """One iteration at time `now` (ms): publish due timers, sweep lanes when it is time."""
         try:
             result = self.scripts.pop_due(keys=[self.keys.timers, INCOMING, SECRET], args=[now, BATCH])
-        except redis.ResponseError as exc:
-            if "NOSECRET" not in str(exc):
-                raise
+        except SecretMissing:
             load_secret(self.redis)  # first start on this Redis (or the key was deleted): create it
             result = self.scripts.pop_due(keys=[self.keys.timers, INCOMING, SECRET], args=[now, BATCH])
         moved, next_due = int(result[0]), result[1]

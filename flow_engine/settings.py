@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from flow_engine.errors import SettingsError as SettingsError  # raised here; importable from here
+
 T = TypeVar("T")
-
-
-class SettingsError(ValueError):
-    """A setting has a value the engine cannot run with."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from flow_engine.core.errors import InvalidPayload as InvalidPayload  # raised here; importable from here
+
 MEDIA_TYPES = ("image", "video", "document", "audio", "sticker")
 MAX_ORG_CHARS = 128  # org_id and channel_id: the database columns' size
 MAX_CONTACT_CHARS = 64  # WhatsApp ids are at most 20 digits
@@ -20,10 +22,6 @@ MAX_ID_CHARS = 256  # WhatsApp message ids and reply ids (kept in Redis keys and
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _REPLAY_INDEX = re.compile("[0-9]{1,6}")  # ASCII digits only: "²" and "٠" are digits to str.isdigit()
-
-
-class InvalidPayload(ValueError):
-    """A permanent problem with an entry: it goes to the DLQ as `invalid-payload` with this reason."""
 
 
 @dataclass(frozen=True)
