@@ -45,6 +45,7 @@ class Settings:
     max_outputs: int = 500  # outbox entries and webhook events one message may cause
     max_output_bytes: int = 1024 * 1024  # and their size (characters of field values)
     log_level: str = "INFO"
+    log_format: str | None = None  # "json" or "console"; None: console when stderr is a terminal, else JSON
     task_budget_ms: int = 250  # a busy lane's turn: then it yields to the other busy lanes
     stream_retention_s: int = 3600  # acknowledged stream entries older than this are trimmed
     stream_maxlen: int = 1_000_000  # a stream without consumer groups keeps this many (0: all)
@@ -82,6 +83,7 @@ def _choice(env: Mapping[str, str], name: str, default: str, check: Callable[[st
 
 BROKER_SCHEMES = ("redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp", "sqs")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "console")
 
 
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
@@ -190,6 +192,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         trim_every_ms=_int(env, "FLOW_ENGINE_TRIM_EVERY_MS", Settings.trim_every_ms, 100, 3_600_000),
         log_level=_choice(env, "LOG_LEVEL", Settings.log_level, lambda v: v.upper() in LOG_LEVELS,
                           f"must be one of {', '.join(LOG_LEVELS)}").upper(),
+        log_format=_choice(env, "LOG_FORMAT", "", lambda v: v.lower() in LOG_FORMATS,
+                           f"must be one of {', '.join(LOG_FORMATS)}").lower() or None,
         nlp_url=_choice(env, "NLP_SERVICE_URL", "", _http_url, "must be an http:// or https:// URL") or None,
         nlp_timeout_s=_float(env, "NLP_TIMEOUT_SECONDS", Settings.nlp_timeout_s, 0.01, 60),
         nlp_min_score=_float(env, "NLP_MIN_SCORE", Settings.nlp_min_score, 0, 1),
