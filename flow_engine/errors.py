@@ -7,6 +7,7 @@ dramatiq's Redis broker does. Importing this module does no I/O.
 - `SettingsError`: a setting has a value the engine cannot run with (processes print it and exit 2).
 - `InvalidPayload`: an nf:incoming entry is malformed (to the DLQ as `invalid-payload`).
 - `PatternError`: a flow's pattern is not valid RE2 (a validation problem).
+- `InvalidFlow`: a flow file cannot be read, is not JSON, or is not a valid flow.
 - `SchemaError`, `DatabaseUnreachable`: the database lacks the engine's tables, or cannot be read.
 - `LaneFailure`: processing a lane's head event failed transiently; the task retries it.
 - `Fenced`: a lease or lock was lost: this process may not hand on or commit.
@@ -26,6 +27,7 @@ __all__ = [
     "Fenced",
     "FlowEngineError",
     "GroupExists",
+    "InvalidFlow",
     "InvalidPayload",
     "LaneFailure",
     "PatternError",
@@ -38,6 +40,10 @@ __all__ = [
 
 class SettingsError(FlowEngineError, ValueError):
     """A setting has a value the engine cannot run with."""
+
+
+class InvalidFlow(FlowEngineError):
+    """A flow file cannot be read, is not JSON, or is not a valid flow (the text lists its problems)."""
 
 
 class SchemaError(FlowEngineError):
