@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.runtime import cpu_snapshot, cpu_used, cpu_warning, fresh_stack, others_cpu_share, percentile, stream_ms
+from bench.measure import cpu_snapshot, cpu_used, cpu_warning, others_cpu_share, percentile, stream_ms
+from bench.stack import fresh_stack
 from flow_engine.adapters.keys import INCOMING, OUTBOX
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 
 LOUD, QUIET = "org-loud", "org-quiet"
 ECHO = {"nodes": [], "paths": {"path_default": [{"type": "action", "action": "send_text", "text": "ok"}]}}
