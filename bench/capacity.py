@@ -22,8 +22,7 @@ from bench.stack import DRAIN_POLL_S, fresh_stack, wait_for
 from bench.workload import message_plan, webhook_fields
 from flow_engine import ops
 from flow_engine import settings as settings_module
-from flow_engine.adapters.dedupe import DEDUPE_PREFIX
-from flow_engine.adapters.keys import INCOMING, OUTBOX, WEBHOOKS
+from flow_engine.adapters.keys import DEDUPE_PREFIX, INCOMING, OUTBOX, WEBHOOKS
 
 
 def _used(client: Any) -> int:
