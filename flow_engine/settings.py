@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from flow_engine.errors import SettingsError as SettingsError  # raised here; importable from here
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -59,17 +60,26 @@ class Settings:
     max_steps: int = 1000  # steps of a run without a reply from the contact before it fails (loop-limit)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int = 2**31) -> int:
+def _number(env: Mapping[str, str], name: str, default: N, minimum: N, maximum: N, parse: Callable[[str], N],
+            what: str) -> N:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: must be an integer") from None
-    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name}={raw!r}: must be {what}") from None
+    if not minimum <= value <= maximum:  # also refuses nan
         raise SettingsError(f"{name}={raw!r}: must be between {minimum} and {maximum}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int = 2**31) -> int:
+    return _number(env, name, default, minimum, maximum, int, "an integer")
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
+    return _number(env, name, default, minimum, maximum, float, "a number")
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, check: Callable[[str], bool], what: str) -> str:
@@ -84,19 +94,6 @@ def _choice(env: Mapping[str, str], name: str, default: str, check: Callable[[st
 BROKER_SCHEMES = ("redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp", "sqs")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "console")
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: must be a number") from None
-    if not minimum <= value <= maximum:  # also refuses nan
-        raise SettingsError(f"{name}={raw!r}: must be between {minimum} and {maximum}")
-    return value
 
 
 def _http_url(value: str) -> bool:

@@ -137,21 +137,16 @@ def _whatsapp_events(stream_id: str, body: Mapping[str, Any], org_id: str, chann
                 contact = str(profile.get("wa_id") or sender)
                 name = profile.get("profile", {}).get("name") if isinstance(profile.get("profile"), dict) else None
                 text, reply_id = _message_text(message, at)
-                wa_id = message.get("id")
-                events.append(
-                    Message(
-                        key=f"{stream_id}/{len(events)}",
-                        org_id=org_id,
-                        channel_id=channel,
-                        contact=contact,
-                        text=text,
-                        name=name if isinstance(name, str) else None,
-                        wa_message_id=str(wa_id) if wa_id else None,
-                        reply_id=reply_id,
-                        kind=str(message.get("type", "text")),
-                    )
-                )
+                events.append(_message(f"{stream_id}/{len(events)}", org_id, channel, contact, text, name,
+                                       message.get("id"), reply_id=reply_id, kind=str(message.get("type", "text"))))
     return events
+
+
+def _message(key: str, org_id: str, channel_id: str, contact: str, text: str, name: Any, wa_id: Any,
+             reply_id: str | None = None, kind: str = "text") -> Message:
+    """A Message; a profile name that is not a string is none, a message id is kept as text."""
+    return Message(key, org_id, channel_id, contact, text, name if isinstance(name, str) else None,
+                   str(wa_id) if wa_id else None, reply_id, kind)
 
 
 def _simple_event(stream_id: str, body: Mapping[str, Any], org_id: str, channel_id: str) -> list[Event]:
@@ -162,19 +157,7 @@ def _simple_event(stream_id: str, body: Mapping[str, Any], org_id: str, channel_
     if not isinstance(contact, dict):
         raise InvalidPayload("payload.contact must be an object with a phone")
     phone = _string(contact.get("phone"), "payload.contact.phone")
-    name = contact.get("name")
-    message_id = body.get("id")
-    return [
-        Message(
-            key=f"{stream_id}/0",
-            org_id=org_id,
-            channel_id=channel_id,
-            contact=phone,
-            text=text,
-            name=name if isinstance(name, str) else None,
-            wa_message_id=str(message_id) if message_id else None,
-        )
-    ]
+    return [_message(f"{stream_id}/0", org_id, channel_id, phone, text, contact.get("name"), body.get("id"))]
 
 
 def _resume_event(raw: str, org_id: str, channel_id: str) -> Event:
