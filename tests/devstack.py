@@ -207,7 +207,7 @@ class Stack:
 
     def _entry(self, org: str, phone: str, text: str, wamid: str | None, channel: str) -> dict[str, str]:
         return text_message_entry(org, channel, phone, text, wamid=wamid or f"wamid.{uuid.uuid4().hex}",
-                                  timestamp_s=1764072000, source="test")
+                                  timestamp_s=1764072000, source="test", ascii_json=True)
 
     def outbox(self, org: str | None = None) -> list[dict[str, str]]:
         entries = [fields for _id, fields in self.redis.xrange(OUTBOX)]

@@ -22,9 +22,11 @@ def text_message_body(phone: str, text: str, *, wamid: str, timestamp_s: int | s
 
 
 def text_message_entry(org_id: str, channel_id: str, phone: str, text: str, *, wamid: str, timestamp_s: int | str,
-                       name: str = "", source: str = "whatsapp", business_id: str = "W") -> dict[str, str]:
-    """The nf:incoming fields of one text message, as the webhook-receiver writes them."""
+                       name: str = "", source: str = "whatsapp", business_id: str = "W",
+                       ascii_json: bool = False) -> dict[str, str]:
+    """The nf:incoming fields of one text message, as the webhook-receiver writes them (`ascii_json`:
+    every non-ASCII character as a JSON escape, so a text may even hold a lone surrogate)."""
     body = text_message_body(phone, text, wamid=wamid, timestamp_s=timestamp_s, phone_number_id=channel_id,
                              name=name, business_id=business_id)
     return {"source": source, "org_id": org_id, "channel_id": channel_id,
-            "payload": json.dumps(body, ensure_ascii=False)}
+            "payload": json.dumps(body, ensure_ascii=ascii_json)}
