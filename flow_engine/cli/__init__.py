@@ -24,13 +24,15 @@ def main() -> None:
     """Flow Engine: runs WhatsApp chat-automation flows on Celery and Redis."""
 
 
-# -- registration: every command module's commands. A new module of commands is one more line here
-# (`main.add_command(module.command)`, or its COMMANDS in this loop); `flow-engine --help` sorts them.
-for command in (*authoring.COMMANDS, *processes.COMMANDS, *operations.COMMANDS, *devtools.COMMANDS):
-    main.add_command(command)
-
-# The names command modules imported from the former flow_engine/cli.py.
+# The names command modules imported from the former flow_engine/cli.py (defined before any command
+# module below is imported, so such a module may import them from here).
 bridge = processes.bridge
 load_graph = read_graph
 _settings = settings
 _require_redis = require_redis
+
+# -- registration: every command module's commands. A new module of commands is one more entry here
+# (its COMMANDS in this loop, or `from flow_engine.cli_x import x` and `main.add_command(x)` below);
+# `flow-engine --help` sorts them.
+for command in (*authoring.COMMANDS, *processes.COMMANDS, *operations.COMMANDS, *devtools.COMMANDS):
+    main.add_command(command)
