@@ -1,10 +1,10 @@
 """`python -m bench [NAME...]`: run the named benchmarks (default: all registered ones).
 
-A benchmark is a callable taking no arguments and returning a dict of results that holds at least
-`summary` (one human line) and `passed` (whether it met its target). Each result is printed as its
-summary line and written to bench/results/<name>.json. Exit code 1 when any benchmark missed its
-target or failed (its traceback on stderr, an ERROR summary line, and the others still run), 2 for an
-unknown name.
+A benchmark is a callable taking no arguments ("memory" may take the result of "throughput") and
+returning a dict of results that holds at least `summary` (one human line) and `passed` (whether it
+met its target). Each result is printed as its summary line and written to bench/results/<name>.json.
+Exit code 1 when any benchmark missed its target or failed (its traceback on stderr, an ERROR summary
+line, and the others still run), 2 for an unknown name.
 
 To add a benchmark, write a module in bench/ with a `run()` function and register it below.
 
@@ -13,11 +13,11 @@ The benchmarks (each module's docstring says exactly what is measured), with the
 
   interpreter   pure core, one core                   BENCH_EVENTS (50,000), BENCH_ROUNDS (5)
   branching     pure core, a 10-case branch a message BENCH_EVENTS (50,000), BENCH_ROUNDS (5)
-  throughput    bench/runtime.py + bench/baselines.py BENCH_MESSAGES (50,000 over 5,000 contacts), BENCH_ROUNDS
+  throughput    bench/throughput.py + baselines.py    BENCH_MESSAGES (50,000 over 5,000 contacts), BENCH_ROUNDS
                 (3), BENCH_EVENTS_ROUND / BENCH_FLOWER (1: one more round with -E and Flower),
                 BENCH_BASELINES (1), BENCH_NAIVE_MESSAGES (10,000), BENCH_DIRECT_MESSAGES (50,000)
   memory        bench/memory.py: peak RSS per process sampled during the throughput rounds
-  latency       bench/runtime.py                      BENCH_LATENCY_RATES ("100,1000"), BENCH_LATENCY_MESSAGES
+  latency       bench/latency.py                      BENCH_LATENCY_RATES ("100,1000"), BENCH_LATENCY_MESSAGES
                 (1,000), BENCH_LATENCY_ROUNDS (3)
   timers        bench/timers.py                       BENCH_TIMER_DELAYS (10,000), BENCH_TIMER_FLOWS (50),
                 BENCH_TIMER_SPREAD_S (20), BENCH_TIMER_ROUNDS (3), BENCH_TIMER_SEED (6)
@@ -46,7 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import branching, capacity, fairness, interpreter, memory, runtime, timer_scale, timers, trails
+from bench import branching, capacity, fairness, interpreter, latency, memory, throughput, timer_scale, timers, trails
 
 Benchmark = Callable[[], dict[str, Any]]
 
@@ -54,9 +54,9 @@ Benchmark = Callable[[], dict[str, Any]]
 BENCHMARKS: dict[str, Benchmark] = {
     "interpreter": interpreter.run,
     "branching": branching.run,
-    "throughput": runtime.run_throughput,  # with the task-events round and the naive and direct baselines
+    "throughput": throughput.run,  # with the task-events round and the naive and direct baselines
     "memory": memory.run,
-    "latency": runtime.run_latency,
+    "latency": latency.run,
     "timers": timers.run,
     "timer_scale": timer_scale.run,
     "fairness": fairness.run,
@@ -76,9 +76,11 @@ def main(argv: list[str]) -> int:
         return 2
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     all_passed = True
+    results: dict[str, dict[str, Any]] = {}
     for name in names:
         try:
-            result = BENCHMARKS[name]()
+            # "memory" judges the peaks sampled by "throughput" when it ran just before (else it runs a round).
+            result = memory.run(results.get("throughput")) if name == "memory" else BENCHMARKS[name]()
         except Exception as exc:  # one broken benchmark (or a service restarting) must not hide the others
             traceback.print_exc()
             result = {"summary": f"{name}: ERROR {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
@@ -87,6 +89,7 @@ def main(argv: list[str]) -> int:
         path.write_text(json.dumps({"benchmark": name, **result}, indent=2, ensure_ascii=False) + "\n")
         print(result["summary"], flush=True)
         all_passed = all_passed and bool(result["passed"])
+        results[name] = result
     return 0 if all_passed else 1
 
 

@@ -25,8 +25,9 @@ from typing import Any
 
 import redis
 
+from bench.workload import message_plan, preload
 from flow_engine.adapters.keys import INCOMING, OUTBOX
-from flow_engine.devstack import BIN, Process
+from tests.devstack import BIN, Process, TimedOut, poll_until
 
 LOG_DIR = Path(__file__).resolve().parent / "results" / "runtime-logs"
 NAIVE_OUTBOX_PER_KIND = {"greeting": 1, "pricing": 2, "other": 1}  # no wait state: a delay never resumes
@@ -38,29 +39,16 @@ def _url() -> str:
 
 
 def _preload(client: Any, n: int, label: str) -> None:
-    from bench.runtime import message_plan, webhook_fields
-
-    plan = message_plan(n)
-    for offset in range(0, n, 1000):
-        pipe = client.pipeline(transaction=False)
-        for i, (contact, _kind, body) in enumerate(plan[offset : offset + 1000], start=offset):
-            pipe.xadd(INCOMING, webhook_fields(f"5217{contact:08d}", f"Cliente {contact}", body, f"wamid.{label}.{i}"))
-        pipe.execute()
+    preload(client, message_plan(n), "52170", f"wamid.{label}")
 
 
 def _poll(condition: Any, timeout_s: float, what: str, poll_s: float = 0.01) -> float:
-    deadline = time.perf_counter() + timeout_s
-    while not condition():
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(poll_s)
-    return time.perf_counter()
+    return poll_until(condition, timeout_s, what, poll_s=poll_s).at
 
 
 def naive(n: int) -> dict[str, Any]:
     """Messages/s of one Celery task per message (see the module docstring)."""
     from bench import naive as naive_app
-    from bench.runtime import message_plan
 
     url = _url()
     client: Any = redis.Redis.from_url(url, decode_responses=True)
@@ -109,8 +97,8 @@ def naive(n: int) -> dict[str, Any]:
         bridged = time.perf_counter()
         done = _poll(lambda: client.xlen(OUTBOX) >= expected, max(120.0, n / 50), "the naive outbox")
         outbox = client.xlen(OUTBOX)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{exc}\n--- naive worker\n{worker.log()[-3000:]}") from None
+    except TimedOut as exc:
+        raise TimedOut(f"{exc}\n--- naive worker\n{worker.log()[-3000:]}") from None
     finally:
         worker.stop()
         client.flushdb()

@@ -1,6 +1,6 @@
 """Capacity: Redis memory under sustained load, and what stays behind per processed message.
 
-BENCH_CAPACITY_MESSAGES (300,000) WhatsApp messages of the shop demo mix (bench/runtime.py's plan) are
+BENCH_CAPACITY_MESSAGES (300,000) WhatsApp messages of the shop demo mix (bench/workload.py's plan) are
 written at a steady BENCH_CAPACITY_RATE (3,000) per second to the usual stack, with retention set
 short (FLOW_ENGINE_STREAM_RETENTION_S=BENCH_CAPACITY_RETENTION_S, 5; trimming every second; no consumer
 group reads the outputs, so FLOW_ENGINE_STREAM_MAXLEN=BENCH_CAPACITY_MAXLEN, 1,000, bounds them).
@@ -18,17 +18,11 @@ import os
 import time
 from typing import Any
 
-from bench.runtime import (
-    DRAIN_POLL_S,
-    backlog,
-    fresh_stack,
-    message_plan,
-    wait_for,
-    webhook_fields,
-)
+from bench.stack import DRAIN_POLL_S, fresh_stack, wait_for
+from bench.workload import message_plan, webhook_fields
+from flow_engine import ops
 from flow_engine import settings as settings_module
-from flow_engine.adapters.dedupe import DEDUPE_PREFIX
-from flow_engine.adapters.keys import INCOMING
+from flow_engine.adapters.keys import DEDUPE_PREFIX, INCOMING, OUTBOX, WEBHOOKS
 
 
 def _used(client: Any) -> int:
@@ -72,12 +66,12 @@ def run() -> dict[str, Any]:
                 samples.append({"sent": tenth * n // 10, "used_memory": _used(r)})
             sent = due
         send_s = time.perf_counter() - began
-        wait_for(lambda: backlog(r, conf.group, conf.lanes) == (0, 0, 0) and r.zcard(conf.sched_zset) == 0, 300,
+        wait_for(lambda: ops.idle(r, conf.group) and r.zcard(conf.sched_zset) == 0, 300,
                  DRAIN_POLL_S, "every message and delay", stack)
         time.sleep(retention_s + 2.5)  # a retention period and two trims
         end_bytes = _used(r)
         dedupe_bytes = _dedupe_bytes(r)
-        lengths = {stream: r.xlen(stream) for stream in (INCOMING, "nf:outbox", "nf:webhooks")}
+        lengths = {stream: r.xlen(stream) for stream in (INCOMING, OUTBOX, WEBHOOKS)}
     samples.append({"sent": n, "used_memory": end_bytes, "settled": True})
     retained = end_bytes - start_bytes - dedupe_bytes
     per_message = retained / n

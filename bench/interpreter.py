@@ -42,6 +42,7 @@ from flow_engine.core.graph import Flow, parse_flow
 from flow_engine.core.inbound import Message, Resume, parse_entry
 from flow_engine.core.interpreter import interpret
 from flow_engine.core.outcome import AttributeWrite, Contact, OutboxMessage, Outcome
+from flow_engine.core.whatsapp import text_message_body
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW_FILE = ROOT / "examples" / "flows" / "shop_demo.json"
@@ -78,22 +79,8 @@ class Job(NamedTuple):
 def _webhook_body(i: int, phone: str, name: str, text: str, ts_s: int) -> str:
     """A WhatsApp Cloud API webhook body (one inbound text message), as Meta sends it."""
     wamid = "wamid." + hashlib.sha256(f"msg-{i}".encode()).hexdigest()[:48].upper()
-    body = {
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
-                    "contacts": [{"profile": {"name": name}, "wa_id": phone}],
-                    "messages": [{"from": phone, "id": wamid, "timestamp": str(ts_s), "type": "text",
-                                  "text": {"body": text}}],
-                },
-                "field": "messages",
-            }],
-        }],
-    }
+    body = text_message_body(phone, text, wamid=wamid, timestamp_s=ts_s, phone_number_id=PHONE_NUMBER_ID, name=name,
+                             business_id="102290129340398", display_phone="15550783881")
     return json.dumps(body, ensure_ascii=False)
 
 

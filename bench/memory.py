@@ -1,16 +1,16 @@
 """The "memory" benchmark: peak RSS of each engine process during the throughput run.
 
-`RssSampler` watches a Stack's processes and their children (the Celery worker's prefork children are
-found through /proc/<pid>/task/*/children) on a thread, every BENCH_RSS_INTERVAL_S (default 0.1 s).
-A process's peak is the larger of the highest VmRSS sampled and its VmHWM (the kernel's own
-high-water mark of resident memory, so a peak between two samples is not missed). RSS counts pages
+`RssSampler` watches a Stack's processes and their children (the Celery worker's prefork children,
+through psutil) on a thread, every 0.1 s. A process's peak is the larger of the highest RSS sampled
+and its VmHWM (the kernel's own high-water mark of resident memory, so a peak between two samples is
+not missed; psutil does not report it, so it is read from /proc/<pid>/status). RSS counts pages
 shared with other processes (a prefork child shares the pages it inherited from the worker's main
-process); the proportional share (Pss, /proc/<pid>/smaps_rollup) is recorded too, at the last sample.
+process); the proportional share (Pss) is recorded too, at the last sample.
 
 The benchmark itself takes the peaks recorded by the "throughput" benchmark when it ran in this
-invocation (`python -m bench` runs it first); run alone (`python -m bench memory`), it runs one
-throughput round itself. Target: every worker process (main and prefork children) <= 150 MB.
-Linux only (/proc); elsewhere nothing is sampled and the benchmark reports so.
+invocation (`python -m bench` runs it first and hands its result on); run alone (`python -m bench
+memory`), it runs one throughput round itself. Target: every worker process (main and prefork
+children) <= 150 MB. VmHWM is Linux only; elsewhere the sampled RSS alone is the peak.
 """
 
 from __future__ import annotations
@@ -21,46 +21,47 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from flow_engine.devstack import Stack
+import psutil
+
+from tests.devstack import Stack
 
 TARGET_WORKER_MB = 150.0
 
 
-def _status_kb(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process in kB ({} once it has exited)."""
-    found = {}
+def _hwm_kb(pid: int) -> int:
+    """VmHWM, the peak resident memory of a process in kB (0: unknown)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                name, value = line.split(":", 1)
-                found[name] = int(value.split()[0])
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
     except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _status_kb(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of a process in kB ({} once it has exited)."""
+    try:
+        rss_kb = psutil.Process(pid).memory_info().rss // 1024
+    except psutil.Error:
         return {}
-    return found
+    return {"VmRSS": rss_kb, "VmHWM": _hwm_kb(pid)}
 
 
 def _pss_kb(pid: int) -> int | None:
     try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
+        pss: int = psutil.Process(pid).memory_full_info().pss
+    except (psutil.Error, AttributeError):  # AttributeError: no Pss on this platform
+        return None
+    return pss // 1024
 
 
 def _children(pid: int) -> list[int]:
-    """Direct children of every thread of `pid`."""
-    found: list[int] = []
+    """Direct children of `pid`."""
     try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                found.extend(int(child) for child in (task / "children").read_text().split())
-            except OSError:
-                continue
-    except OSError:
+        return sorted(child.pid for child in psutil.Process(pid).children())
+    except psutil.Error:
         return []
-    return sorted(set(found))
 
 
 @dataclass
@@ -172,7 +173,7 @@ def verdict(report: dict[str, dict[str, Any]], messages: int, rounds: int) -> di
     workers = {label: e["peak_mb"] for label, e in report.items() if e["role"].startswith("worker")}
     roles = by_role(report)
     if not workers:
-        return {"summary": "memory: nothing sampled (needs Linux /proc) SKIPPED", "passed": True, "processes": report}
+        return {"summary": "memory: no worker process sampled SKIPPED", "passed": True, "processes": report}
     worst = max(workers.values())
     passed = worst <= TARGET_WORKER_MB
     children = sorted(e["peak_mb"] for e in report.values() if e["role"] == "worker child")
@@ -184,10 +185,12 @@ def verdict(report: dict[str, dict[str, Any]], messages: int, rounds: int) -> di
             "rounds": rounds, "peak_mb_by_role": roles, "processes": report}
 
 
-def run() -> dict[str, Any]:
-    from bench import runtime  # the throughput benchmark records its peaks there
+def run(throughput: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The verdict on the peaks of the "throughput" benchmark's result, or of one round run now."""
+    if throughput is None or "peak_rss" not in throughput:
+        from bench.stack import env_int
+        from bench.throughput import throughput_round
 
-    if runtime.LAST_RSS is None:
-        runtime.throughput_only_for_memory()
-    assert runtime.LAST_RSS is not None
-    return verdict(runtime.LAST_RSS["processes"], runtime.LAST_RSS["messages"], runtime.LAST_RSS["rounds"])
+        n = env_int("BENCH_MESSAGES", 50_000)
+        return verdict(throughput_round(n, 1)["peak_rss"], n, 1)
+    return verdict(throughput["peak_rss"], throughput["messages"], len(throughput["rounds"]))

@@ -36,17 +36,9 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from bench.runtime import (
-    CHANNEL,
-    cpu_snapshot,
-    cpu_used,
-    cpu_warning,
-    fresh_stack,
-    others_cpu_share,
-    setup_info,
-    stream_ms,
-    wait_for,
-)
+from bench.measure import cpu_snapshot, cpu_used, cpu_warning, others_cpu_share, stream_ms
+from bench.stack import fresh_stack, setup_info, wait_for
+from bench.workload import CHANNEL
 from flow_engine import settings as settings_module
 from flow_engine.adapters.db import FlowRunRow, utcnow
 from flow_engine.adapters.effects import outcome_ops
@@ -55,7 +47,7 @@ from flow_engine.core.graph import parse_flow
 from flow_engine.core.inbound import Message
 from flow_engine.core.interpreter import interpret
 from flow_engine.core.outcome import Contact, Outcome
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 
 ORG = "scale"
 TARGET_BYTES_PER_WAIT = 500.0

@@ -27,20 +27,11 @@ import statistics
 import time
 from typing import Any
 
-from bench.runtime import (
-    CHANNEL,
-    cpu_snapshot,
-    cpu_used,
-    cpu_warning,
-    fresh_stack,
-    others_cpu_share,
-    percentile,
-    setup_info,
-    stream_ms,
-    wait_for,
-)
+from bench.measure import cpu_snapshot, cpu_used, cpu_warning, others_cpu_share, percentile, stream_ms
+from bench.stack import fresh_stack, setup_info, wait_for
+from bench.workload import CHANNEL
 from flow_engine.adapters.keys import INCOMING, OUTBOX
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 
 TARGET_FIRE_P99_MS = 20.0
 BEFORE, AFTER = "timer bench: before", "timer bench: after"

@@ -1,5 +1,5 @@
 """python -m bridge: the same as `flow-engine bridge`."""
 
-from flow_engine.cli import bridge
+from flow_engine.cli.processes import bridge
 
 bridge(prog_name="python -m bridge")

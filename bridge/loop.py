@@ -8,6 +8,7 @@ The handoff script is fenced by the lease: a bridge that lost it cannot hand any
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -24,6 +25,8 @@ from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, 
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret
 from flow_engine.clock import now_ms
+from flow_engine.errors import Fenced, GroupExists, StreamGone
+from flow_engine.outages import run_until_stopped
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.bridge")
@@ -44,13 +47,11 @@ class Bridge:
         self.secret: bytes | None = None  # the engine's secret (adapters/signing.py), read once Redis answers
         self.former_seen_checked_ms = -FORMER_SEEN_EVERY_MS  # when keys of the former dedupe layout were looked for
         self.former_seen = True
+        self.group_ready = False  # the consumer group is known to exist
 
     def ensure_group(self) -> None:
-        try:
+        with contextlib.suppress(GroupExists):
             self.redis.xgroup_create(INCOMING, self.settings.group, id=self.settings.group_start, mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
 
     # -- leadership -----------------------------------------------------------------------------------
 
@@ -155,37 +156,34 @@ class Bridge:
     # -- the loop -------------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        backoff_s = 0.1
-        group_ready = False
-        while not stop.is_set():
-            try:
-                if not group_ready:
-                    self.ensure_group()
-                    group_ready = True
-                if not self.leader and not self.try_lead():
-                    stop.wait(min(1.0, self.lease_ms() / 4000))
-                    continue
-                if self.must_recover:
-                    recovered = self.recover()
-                    self.must_recover = False
-                    log.info("bridge %s handed on %s pending entries", self.settings.consumer, recovered)
-                self.step()
-                backoff_s = 0.1
-            except redis.ResponseError as exc:
-                if "FENCED" in str(exc):
-                    log.warning("bridge %s was fenced: %s", self.settings.consumer, exc)
-                    self.leader = False
-                elif "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):  # the stream was deleted: make both again
-                    group_ready = False
-                else:
-                    raise
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("bridge: Redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
-                stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 5.0)
-                self.leader = self.leader and self._still_leader()
-                self.must_recover = True
+        run_until_stopped(stop, lambda: self.iteration(stop), what="bridge", log=log, after_outage=self.after_outage)
         self.resign()
+
+    def iteration(self, stop: threading.Event) -> bool:
+        """Lead (or stand by), recover, read once; False when it did not get through to a read."""
+        try:
+            if not self.group_ready:
+                self.ensure_group()
+                self.group_ready = True
+            if not self.leader and not self.try_lead():
+                stop.wait(min(1.0, self.lease_ms() / 4000))
+                return False
+            if self.must_recover:
+                recovered = self.recover()
+                self.must_recover = False
+                log.info("bridge %s handed on %s pending entries", self.settings.consumer, recovered)
+            self.step()
+            return True
+        except Fenced as exc:
+            log.warning("bridge %s was fenced: %s", self.settings.consumer, exc)
+            self.leader = False
+        except StreamGone:  # the stream was deleted: make both again
+            self.group_ready = False
+        return False
+
+    def after_outage(self) -> None:
+        self.leader = self.leader and self._still_leader()
+        self.must_recover = True
 
     def _still_leader(self) -> bool:
         try:

@@ -1,18 +1,33 @@
-"""The Celery app: `celery -A flow_engine worker` finds `flow_engine.celery.app`."""
+"""The Celery app: `celery -A flow_engine worker` finds `flow_engine.celery.app`.
+
+Importing this module does no I/O: what a worker needs (the metrics directory, logging, the schema
+check, connections) is set up by the signal handlers below, when Celery starts a worker.
+"""
 
 import os
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown
-
-from flow_engine import metrics_dir
-
-if os.environ.get("FLOW_ENGINE_METRICS_PORT"):
-    metrics_dir.use()  # prefork children count into files the main process sums up on /metrics
+from celery.signals import (
+    import_modules,
+    setup_logging,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
 WORKER_NICENESS = 5
 app = Celery("flow_engine")
 app.config_from_object("celeryconfig")
+
+
+@import_modules.connect
+def _metrics_directory(**_: object) -> None:
+    """With /metrics on, prefork children count into files the main process sums up. Chosen when the
+    worker imports its task modules (before any engine metric exists), not when this module is imported."""
+    if os.environ.get("FLOW_ENGINE_METRICS_PORT"):
+        from flow_engine import metrics_dir
+
+        metrics_dir.use()
 
 
 @setup_logging.connect

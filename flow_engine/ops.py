@@ -1,8 +1,10 @@
-"""Operations: status, health and the DLQ (list, replay, purge) — what `flow-engine` shows operators."""
+"""Operations: status, health, the DLQ (list, replay, purge), migrating the database, and whether the
+engine is idle — what `flow-engine` shows operators, and what tests and benchmarks wait for."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,12 +12,13 @@ from sqlalchemy import text
 
 from flow_engine.adapters import schema
 from flow_engine.adapters.db import make_engine
-from flow_engine.adapters.dlq import replay_fields
+from flow_engine.adapters.dlq import printable, printable_json, replay_fields
 from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANES, OUTBOX, STATS, WEBHOOKS, Keys
 from flow_engine.adapters.retention import stream_facts
 from flow_engine.adapters.scripts import RedisClient, Scripts, connect
 from flow_engine.adapters.signing import REPLAY_SIG, load_secret, replay_sig
 from flow_engine.clock import now_ms
+from flow_engine.errors import SchemaError
 from flow_engine.settings import Settings
 
 
@@ -49,6 +52,39 @@ def lane_lengths(client: RedisClient) -> dict[str, int]:
     for lane in lanes:
         pipe.llen(Keys.lane(lane))
     return {lane: int(length) for lane, length in zip(lanes, pipe.execute(), strict=True) if length}
+
+
+@dataclass(frozen=True)
+class Backlog:
+    lag: int  # entries of nf:incoming the group has not read
+    pending: int  # entries read but not yet handed on
+    lanes: int  # events in lanes (-1: not counted, the stream is not through yet)
+
+    @property
+    def idle(self) -> bool:
+        return self.lag == 0 and self.pending == 0 and self.lanes == 0
+
+
+def backlog(client: RedisClient, group: str) -> Backlog:
+    """What the engine has still to do; the lanes are only counted (in one round trip) once the stream
+    is read and handed on, to keep polling light. Takes a client made with `connect(url)`."""
+    pipe = client.pipeline(transaction=False)
+    pipe.xinfo_groups(INCOMING)
+    pipe.xinfo_stream(INCOMING)
+    pipe.xpending(INCOMING, group)
+    groups, stream, pending = pipe.execute()
+    info = next(g for g in groups if g["name"] == group)
+    lag = info.get("lag")
+    if lag is None:  # Redis cannot tell (entries deleted): compare ids instead
+        lag = 0 if info["last-delivered-id"] == stream["last-generated-id"] else 1
+    if lag or pending["pending"]:
+        return Backlog(int(lag), int(pending["pending"]), -1)
+    return Backlog(0, 0, sum(lane_lengths(client).values()))
+
+
+def idle(client: RedisClient, group: str) -> bool:
+    """Whether the engine is idle: every entry read and handed on, every lane empty."""
+    return backlog(client, group).idle
 
 
 def status(settings: Settings, client: RedisClient, workers: list[str] | None) -> Status:
@@ -91,6 +127,39 @@ def status(settings: Settings, client: RedisClient, workers: list[str] | None) -
     )
 
 
+def _mib(size_bytes: int | None) -> str:
+    return f"{(size_bytes or 0) / 1_048_576:.1f} MiB"
+
+
+def _stream_row(facts: dict[str, int | None]) -> str:
+    age = facts["oldest_age_ms"]
+    oldest = "empty" if age is None else f"oldest {age / 1000:.0f} s old"
+    return f"{facts['length']} entries, {_mib(facts['memory_bytes'])}, {oldest}"
+
+
+def status_rows(state: Status, group: str) -> list[tuple[str, str]]:
+    """`flow-engine status` as (what, how it is) rows."""
+    lag = "no consumer group yet" if state.group_lag is None else f"lag {state.group_lag}, pending {state.pending}"
+    busiest = f" (busiest: lane {state.busiest_lane[0]}, {state.busiest_lane[1]})" if state.busiest_lane else ""
+    memory = state.redis_memory
+    rows = [
+        ("consumer group", f"{group}: {lag}"),
+        ("lanes", f"{state.lanes_backlog} events waiting for a worker{busiest}"),
+        ("timers", f"{state.scheduled} scheduled, " + (
+            f"the most overdue late by {state.oldest_overdue_ms} ms" if state.oldest_overdue_ms else "none overdue")),
+        ("waits", f"{state.waits} runs paused, {state.held} messages held during delays"),
+        ("bridge", f"led by {state.bridge}" if state.bridge else "none running"),
+        ("ignored", ", ".join(f"{reason} {count}" for reason, count in state.ignored.items()) or "none"),
+        *((name, _stream_row(facts)) for name, facts in state.streams.items()),
+        ("redis memory", f"{_mib(memory['used_memory'])} used of "
+                         f"{_mib(memory['maxmemory']) if memory['maxmemory'] else 'no limit'}"),
+    ]
+    if state.workers is not None:
+        names = f": {', '.join(state.workers)}" if state.workers else ""
+        rows.append(("workers", f"{len(state.workers)} live{names}"))
+    return rows
+
+
 def live_workers(timeout_s: float = 1.0) -> list[str]:
     """Names of the Celery workers that answer a ping."""
     from flow_engine.celery import app
@@ -99,29 +168,45 @@ def live_workers(timeout_s: float = 1.0) -> list[str]:
     return sorted(name for reply in replies for name in reply)
 
 
+def _redis_problem(settings: Settings) -> str | None:
+    connect(settings.redis_url).ping()
+    return None
+
+
+def _db_problem(settings: Settings) -> str | None:
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        schema.require(engine)  # reachable is not enough: the worker needs its columns
+    finally:
+        engine.dispose()
+    return None
+
+
+def _bridge_problem(settings: Settings) -> str | None:
+    return None if connect(settings.redis_url).get(BRIDGE_LEASE) else "no bridge holds the lease"
+
+
+def _worker_problem(_settings: Settings) -> str | None:
+    return None if live_workers() else "no worker answers a ping"
+
+
+CHECKS: dict[str, Callable[[Settings], str | None]] = {
+    "redis": _redis_problem, "db": _db_problem, "bridge": _bridge_problem, "worker": _worker_problem,
+}
+
+
 def check(settings: Settings, what: Iterable[str]) -> list[tuple[str, str | None]]:
-    """(component, problem or None) for each of redis, db, bridge, worker."""
+    """(component, problem or None) for each of redis, db, bridge, worker; an error raised while
+    checking (Redis or the database unreachable, a schema problem) is the component's problem."""
     results: list[tuple[str, str | None]] = []
     for component in what:
         try:
-            if component == "redis":
-                connect(settings.redis_url).ping()
-            elif component == "db":
-                engine = make_engine(settings.database_url)
-                try:
-                    with engine.connect() as conn:
-                        conn.execute(text("SELECT 1"))
-                    schema.require(engine)  # reachable is not enough: the worker needs its columns
-                finally:
-                    engine.dispose()
-            elif component == "bridge":
-                if not connect(settings.redis_url).get(BRIDGE_LEASE):
-                    raise RuntimeError("no bridge holds the lease")
-            elif component == "worker" and not live_workers():
-                raise RuntimeError("no worker answers a ping")
-            results.append((component, None))
+            problem = CHECKS[component](settings)
         except Exception as exc:
-            results.append((component, " ".join(str(exc).split()) or type(exc).__name__))
+            problem = " ".join(str(exc).split()) or type(exc).__name__
+        results.append((component, problem))
     return results
 
 
@@ -134,6 +219,18 @@ def dlq_entries(raw_client: RedisClient, limit: int | None = None) -> list[tuple
     client made with `connect(url, decode=False)`."""
     return [(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
             for entry_id, fields in raw_client.xrange(DLQ, count=limit)]
+
+
+def dlq_line(entry_id: str, fields: dict[str, str]) -> str:
+    """A DLQ entry as one readable line: id, error, org, retries, where it came from, detail."""
+    return printable(f"{entry_id}  {fields.get('error', '?'):<22} org {fields.get('org_id', '-')}  retries "
+                     f"{fields.get('retries', '0')}  from {fields.get('source_id', '?')}: "
+                     f"{fields.get('error_detail', '')}")
+
+
+def dlq_json(entry_id: str, fields: dict[str, str]) -> str:
+    """A DLQ entry as one JSON object (JSON escapes C0 controls itself; the others are escaped too)."""
+    return printable_json(json.dumps({"id": entry_id, **fields}, ensure_ascii=False))
 
 
 def dlq_replay(raw_client: RedisClient, ids: Iterable[str]) -> Iterator[tuple[str, str | None]]:
@@ -153,6 +250,21 @@ def dlq_replay(raw_client: RedisClient, ids: Iterable[str]) -> Iterator[tuple[st
         flat = [part for item in fields.items() for part in item]
         new_id = scripts.replay(keys=[DLQ, INCOMING], args=[dlq_id, *flat])
         yield dlq_id, _text(new_id) if new_id else None
+
+
+def migrate(database_url: str, revision: str = "head") -> str:
+    """Create or migrate the engine's tables (Alembic); one line saying where the database is now."""
+    from alembic.util import CommandError
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from flow_engine.adapters.migrate import upgrade
+
+    try:
+        upgrade(database_url, revision)
+    except (SQLAlchemyError, CommandError) as exc:
+        raise SchemaError(f"DATABASE_URL: cannot migrate: {str(exc).splitlines()[0]}") from None
+    return f"database at {make_url(database_url).render_as_string(hide_password=True)} is at revision {revision}"
 
 
 def dlq_purge(client: RedisClient) -> int:

@@ -27,6 +27,7 @@ from flow_engine.core.conversation import handle
 from flow_engine.core.ids import derive_own
 from flow_engine.core.inbound import Event, Message, lane_key
 from flow_engine.core.outcome import Outcome, WaitState, apply_attribute_effects
+from flow_engine.errors import LaneFailure as LaneFailure  # raised here; tasks.py imports it from here
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.runtime")
@@ -34,16 +35,6 @@ log = logging.getLogger("flow_engine.runtime")
 # stops growing here, so no commit holds Redis for long (about 10 ms for 4 MiB).
 COMMIT_BYTES = 4 * 1024 * 1024
 
-
-
-class LaneFailure(Exception):
-    """Processing the lane's head event failed transiently (Redis or the database unavailable, or a
-    cause not known to be permanent): the task retries it. Its text is safe to log (no data)."""
-
-    def __init__(self, cause: BaseException, progressed: bool) -> None:
-        super().__init__(log_text(cause))
-        self.detail = dlq_text(cause)  # for the DLQ entry, should the retries run out
-        self.progressed = progressed  # events before the failing one were committed
 
 
 class Runtime:

@@ -10,14 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from flow_engine import metrics, ops
 from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, LANES, SECRET, TIMER_WAKE, Keys
 from flow_engine.adapters.retention import trim_streams
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret
 from flow_engine.clock import now_ms
+from flow_engine.errors import SecretMissing
+from flow_engine.outages import run_until_stopped
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.scheduler")
@@ -48,9 +48,7 @@ class TimerLoop:
         """One iteration at time `now` (ms): publish due timers, sweep lanes when it is time."""
         try:
             result = self.scripts.pop_due(keys=[self.keys.timers, INCOMING, SECRET], args=[now, BATCH])
-        except redis.ResponseError as exc:
-            if "NOSECRET" not in str(exc):
-                raise
+        except SecretMissing:
             load_secret(self.redis)  # first start on this Redis (or the key was deleted): create it
             result = self.scripts.pop_due(keys=[self.keys.timers, INCOMING, SECRET], args=[now, BATCH])
         moved, next_due = int(result[0]), result[1]
@@ -95,20 +93,15 @@ class TimerLoop:
 
     def run(self, stop: threading.Event) -> None:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        backoff_s = 0.1
-        while not stop.is_set():
-            try:
-                if not pubsub.subscribed:
-                    pubsub.subscribe(TIMER_WAKE)
-                now = now_ms()
-                tick = self.tick(now)
-                wait_ms = self.sleep_ms(tick, now)
-                if wait_ms > 0:
-                    pubsub.get_message(timeout=wait_ms / 1000)  # returns early when a worker adds an earlier timer
-                backoff_s = 0.1
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("timer loop: Redis unavailable (%s); retrying in %.1f s", exc, backoff_s)
-                pubsub.reset()
-                stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 5.0)
+
+        def iteration() -> None:
+            if not pubsub.subscribed:
+                pubsub.subscribe(TIMER_WAKE)
+            now = now_ms()
+            tick = self.tick(now)
+            wait_ms = self.sleep_ms(tick, now)
+            if wait_ms > 0:
+                pubsub.get_message(timeout=wait_ms / 1000)  # returns early when a worker adds an earlier timer
+
+        run_until_stopped(stop, iteration, what="timer loop", log=log, after_outage=pubsub.reset)
         pubsub.close()

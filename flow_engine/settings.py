@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from flow_engine.errors import SettingsError as SettingsError  # raised here; importable from here
+
 T = TypeVar("T")
-
-
-class SettingsError(ValueError):
-    """A setting has a value the engine cannot run with."""
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,7 @@ class Settings:
     max_outputs: int = 500  # outbox entries and webhook events one message may cause
     max_output_bytes: int = 1024 * 1024  # and their size (characters of field values)
     log_level: str = "INFO"
+    log_format: str | None = None  # "json" or "console"; None: console when stderr is a terminal, else JSON
     task_budget_ms: int = 250  # a busy lane's turn: then it yields to the other busy lanes
     stream_retention_s: int = 3600  # acknowledged stream entries older than this are trimmed
     stream_maxlen: int = 1_000_000  # a stream without consumer groups keeps this many (0: all)
@@ -61,17 +61,26 @@ class Settings:
     handoff_ttl_min: float = 1440  # a contact handed to an agent is released after this (fractions allowed)
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int = 2**31) -> int:
+def _number(env: Mapping[str, str], name: str, default: N, minimum: N, maximum: N, parse: Callable[[str], N],
+            what: str) -> N:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: must be an integer") from None
-    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name}={raw!r}: must be {what}") from None
+    if not minimum <= value <= maximum:  # also refuses nan
         raise SettingsError(f"{name}={raw!r}: must be between {minimum} and {maximum}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int = 2**31) -> int:
+    return _number(env, name, default, minimum, maximum, int, "an integer")
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
+    return _number(env, name, default, minimum, maximum, float, "a number")
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, check: Callable[[str], bool], what: str) -> str:
@@ -85,19 +94,7 @@ def _choice(env: Mapping[str, str], name: str, default: str, check: Callable[[st
 
 BROKER_SCHEMES = ("redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp", "sqs")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: must be a number") from None
-    if not minimum <= value <= maximum:  # also refuses nan
-        raise SettingsError(f"{name}={raw!r}: must be between {minimum} and {maximum}")
-    return value
+LOG_FORMATS = ("json", "console")
 
 
 def _http_url(value: str) -> bool:
@@ -193,6 +190,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         trim_every_ms=_int(env, "FLOW_ENGINE_TRIM_EVERY_MS", Settings.trim_every_ms, 100, 3_600_000),
         log_level=_choice(env, "LOG_LEVEL", Settings.log_level, lambda v: v.upper() in LOG_LEVELS,
                           f"must be one of {', '.join(LOG_LEVELS)}").upper(),
+        log_format=_choice(env, "LOG_FORMAT", "", lambda v: v.lower() in LOG_FORMATS,
+                           f"must be one of {', '.join(LOG_FORMATS)}").lower() or None,
         nlp_url=_choice(env, "NLP_SERVICE_URL", "", _http_url, "must be an http:// or https:// URL") or None,
         nlp_timeout_s=_float(env, "NLP_TIMEOUT_SECONDS", Settings.nlp_timeout_s, 0.01, 60),
         nlp_min_score=_float(env, "NLP_MIN_SCORE", Settings.nlp_min_score, 0, 1),

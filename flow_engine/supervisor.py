@@ -142,6 +142,7 @@ def up(concurrency: int, flower: bool, flower_port: int, events: bool) -> int:
     generated = not os.environ.get("FLOWER_BASIC_AUTH")
     flower_auth = os.environ.get("FLOWER_BASIC_AUTH") or f"flower:{secrets.token_urlsafe(12)}"
     env = {**os.environ, "FLOWER_BASIC_AUTH": flower_auth, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("LOG_FORMAT", "console")  # read on a terminal: one short line per record
     env.pop("FLOWER_UNAUTHENTICATED_API", None)
     env.pop("FLOW_ENGINE_METRICS_PORT", None)
     supervisor = Supervisor(dev_stack(concurrency, flower, flower_port, events), env)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 import pytest
 
-from flow_engine.cli_runs import parse_since
+from flow_engine.cli.runs import parse_since
 from flow_engine.core.graph import parse_flow
 from flow_engine.core.outcome import Contact
 from flow_engine.core.simulator import Simulator

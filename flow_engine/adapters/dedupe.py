@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from hashlib import blake2b
 
-from flow_engine.adapters.keys import Keys
+from flow_engine.adapters.keys import DEDUPE_PREFIX, FORMER_SEEN_KEYS, Keys
 from flow_engine.adapters.scripts import RedisClient
 
 SHARDS = 16_384
 RECORD_BYTES = 12
 SLOTS_PER_WINDOW = 2  # lua/handoff.lua reads slots s-2..s and keeps a slot for 3 slots
-FORMER_KEYS = "fe:seen:*"
-DEDUPE_PREFIX = "fe:dedupe:"
+FORMER_KEYS = FORMER_SEEN_KEYS
 
 
 def slot_s(ttl_s: int) -> int:

@@ -25,6 +25,11 @@ BUSY_LANES_QUEUE = "flow-engine"  # a lane that used up its turn and still holds
 # the wait key (kind "handoff"); this index, changed by the same commit, lets `handoff list` skip a scan.
 HANDOFFS = "fe:handoffs"
 SECRET = "fe:secret"  # the engine's MAC key (resume and replay signatures); created once, never rotated
+DEDUPE_PREFIX = "fe:dedupe:"  # fe:dedupe:{slot}:{shard}: strings of 12-byte message id records (dedupe.py)
+FORMER_SEEN_KEYS = "fe:seen:*"  # the former dedupe layout, one key per message id (Keys.seen)
+INTENT_PREFIX = "fe:intent:"  # fe:intent:{event key}: the intent decided for an event (nlp.py)
+# Not here: the wait prefix and the timer ZSET, settings of their own (FLOW_ENGINE_WAIT_PREFIX,
+# FLOW_ENGINE_SCHED_ZSET), reached through Keys.of(settings).
 
 
 def part(value: str) -> str:
@@ -80,6 +85,11 @@ class Keys:
     def held(org_id: str, channel_id: str, contact: str) -> str:
         """A contact's messages held during a delay, oldest first (lane items, as the lane holds them)."""
         return f"fe:held:{part(org_id)}:{part(channel_id)}:{part(contact)}"
+
+    @staticmethod
+    def intent(event_key: str) -> str:
+        """The intent decided for an event, kept so a replay after a crash routes it the same way."""
+        return f"{INTENT_PREFIX}{part(event_key)}"
 
     @staticmethod
     def seen(org_id: str, wa_message_id: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-from flow_engine.adapters.keys import part
+from flow_engine.adapters.keys import Keys
 from flow_engine.adapters.scripts import RedisClient
 
 log = logging.getLogger("flow_engine.nlp")
@@ -27,7 +27,7 @@ KEYWORDS = ""  # recorded when the keywords decide
 
 
 def decision_key(event_key: str) -> str:
-    return f"fe:intent:{part(event_key)}"
+    return Keys.intent(event_key)
 
 
 class Nlp:

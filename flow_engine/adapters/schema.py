@@ -12,6 +12,9 @@ from sqlalchemy import DateTime, Engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from flow_engine.errors import DatabaseUnreachable as DatabaseUnreachable
+from flow_engine.errors import SchemaError as SchemaError
+
 UPGRADE = "flow-engine db upgrade"
 
 # The columns each part of the engine reads or writes.
@@ -21,14 +24,6 @@ RUNS = {"flow_runs": ("id", "org_id", "flow_id", "flow_version", "contact", "cha
                       "context", "created_at", "updated_at", "trail", "trail_count")}
 CONTACTS = {"contacts": ("id", "org_id", "wa_id", "phone", "name", "attributes", "created_at", "updated_at")}
 WORKER = {**FLOWS_READ, **RUNS, **CONTACTS}
-
-
-class SchemaError(RuntimeError):
-    """The database lacks what a process needs; the message is one line naming it and the fix."""
-
-
-class DatabaseUnreachable(SchemaError):
-    """The schema could not be read: an outage, which processes ride out (retries), not a refusal."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""The pure core: the flow language, inbound parsing and the interpreter. No I/O is imported here."""
+"""The pure core: the flow language (graph, steps/), inbound parsing, the interpreter, the
+simulator, and the errors it raises.
+
+May import: the standard library's pure modules, re2, and flow_engine.core only — no Redis,
+SQLAlchemy, Celery, clock or settings (tests/test_core_purity.py), so a run can be replayed and
+simulated exactly."""
 
 from flow_engine.core.graph import Flow, parse_flow, validate
 from flow_engine.core.inbound import Event, InvalidPayload, Message, Resume, parse_entry

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from flow_engine.core.errors import InvalidPayload as InvalidPayload  # raised here; importable from here
+
 MEDIA_TYPES = ("image", "video", "document", "audio", "sticker")
 MAX_ORG_CHARS = 128  # org_id and channel_id: the database columns' size
 MAX_CONTACT_CHARS = 64  # WhatsApp ids are at most 20 digits
@@ -20,10 +22,6 @@ MAX_ID_CHARS = 256  # WhatsApp message ids and reply ids (kept in Redis keys and
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _REPLAY_INDEX = re.compile("[0-9]{1,6}")  # ASCII digits only: "²" and "٠" are digits to str.isdigit()
-
-
-class InvalidPayload(ValueError):
-    """A permanent problem with an entry: it goes to the DLQ as `invalid-payload` with this reason."""
 
 
 @dataclass(frozen=True)
@@ -152,21 +150,16 @@ def _whatsapp_events(stream_id: str, body: Mapping[str, Any], org_id: str, chann
                 contact = str(profile.get("wa_id") or sender)
                 name = profile.get("profile", {}).get("name") if isinstance(profile.get("profile"), dict) else None
                 text, reply_id = _message_text(message, at)
-                wa_id = message.get("id")
-                events.append(
-                    Message(
-                        key=f"{stream_id}/{len(events)}",
-                        org_id=org_id,
-                        channel_id=channel,
-                        contact=contact,
-                        text=text,
-                        name=name if isinstance(name, str) else None,
-                        wa_message_id=str(wa_id) if wa_id else None,
-                        reply_id=reply_id,
-                        kind=str(message.get("type", "text")),
-                    )
-                )
+                events.append(_message(f"{stream_id}/{len(events)}", org_id, channel, contact, text, name,
+                                       message.get("id"), reply_id=reply_id, kind=str(message.get("type", "text"))))
     return events
+
+
+def _message(key: str, org_id: str, channel_id: str, contact: str, text: str, name: Any, wa_id: Any,
+             reply_id: str | None = None, kind: str = "text") -> Message:
+    """A Message; a profile name that is not a string is none, a message id is kept as text."""
+    return Message(key, org_id, channel_id, contact, text, name if isinstance(name, str) else None,
+                   str(wa_id) if wa_id else None, reply_id, kind)
 
 
 def _simple_event(stream_id: str, body: Mapping[str, Any], org_id: str, channel_id: str) -> list[Event]:
@@ -177,19 +170,7 @@ def _simple_event(stream_id: str, body: Mapping[str, Any], org_id: str, channel_
     if not isinstance(contact, dict):
         raise InvalidPayload("payload.contact must be an object with a phone")
     phone = _string(contact.get("phone"), "payload.contact.phone")
-    name = contact.get("name")
-    message_id = body.get("id")
-    return [
-        Message(
-            key=f"{stream_id}/0",
-            org_id=org_id,
-            channel_id=channel_id,
-            contact=phone,
-            text=text,
-            name=name if isinstance(name, str) else None,
-            wa_message_id=str(message_id) if message_id else None,
-        )
-    ]
+    return [_message(f"{stream_id}/0", org_id, channel_id, phone, text, contact.get("name"), body.get("id"))]
 
 
 def _resume_event(raw: str, org_id: str, channel_id: str) -> Event:

@@ -6,13 +6,11 @@ from typing import Any
 
 import re2
 
+from flow_engine.core.errors import PatternError as PatternError  # raised here; importable from here
+
 _OPTIONS = re2.Options()
 _OPTIONS.case_sensitive = False
 _OPTIONS.log_errors = False  # RE2 would otherwise print every bad pattern to stderr
-
-
-class PatternError(ValueError):
-    """The pattern is not a valid RE2 expression."""
 
 
 def compile_pattern(pattern: str) -> Any:

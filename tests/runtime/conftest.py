@@ -14,13 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
 
-from flow_engine.adapters.migrate import upgrade
-from flow_engine.devstack import Stack
 from tests.conftest import EXAMPLE_FLOWS
+from tests.devstack import Stack, flushed_redis, fresh_database
 
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PG_ADMIN = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -29,27 +25,15 @@ _redis_dbs = itertools.cycle(range(8, 16))
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    url = f"{REDIS_BASE}/{next(_redis_dbs)}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    with flushed_redis(f"{REDIS_BASE}/{next(_redis_dbs)}") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for the module, migrated with the project's Alembic migration."""
-    name = f"fe_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=NullPool)  # PostgreSQL may restart
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(PG_ADMIN) as url:
+        yield url
 
 
 def graph_of(name: str) -> Any:

@@ -26,7 +26,7 @@ import pytest
 from flow_engine.adapters.keys import DLQ, INCOMING, WEBHOOKS
 from flow_engine.adapters.scripts import connect
 from flow_engine.core.graph import parse_flow
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import graph_of, new_org
 from tests.runtime.model import ContactModel
 

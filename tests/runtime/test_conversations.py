@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from flow_engine.adapters.keys import DLQ, Keys
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 
 MAX_HELD = 35

@@ -7,7 +7,7 @@ import json
 import time
 
 from flow_engine.adapters.keys import DLQ, INCOMING, WEBHOOKS
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import graph_of, new_org
 
 ALL_STEPS = {"nodes": [], "paths": {"path_default": [

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from flow_engine.adapters.keys import DLQ
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from flow_engine.adapters.keys import INCOMING, OUTBOX
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 
 ECHO = {"nodes": [], "paths": {"path_default": [

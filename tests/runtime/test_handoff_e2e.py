@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flow_engine.adapters.keys import DLQ, HANDOFFS, INCOMING, WEBHOOKS, Keys
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 from tests.runtime.test_up import free_port
 

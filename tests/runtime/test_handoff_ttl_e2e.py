@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from flow_engine.adapters.keys import HANDOFFS, Keys
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 
 TTL_MIN = 0.05  # 3 s

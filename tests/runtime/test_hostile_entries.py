@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from flow_engine.adapters.keys import DLQ, INCOMING, STATS, WEBHOOKS
 from flow_engine.core.ids import derive
-from flow_engine.devstack import BIN, Stack
+from tests.devstack import BIN, Stack
 from tests.runtime.conftest import new_org
 
 ECHO = {"nodes": [], "paths": {"path_default": [

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from flow_engine import ops
 from flow_engine.adapters.keys import INCOMING, STATS
 from flow_engine.adapters.scripts import connect
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 
 MALFORMED = int(os.environ.get("HOSTILE_ENTRIES", "5000"))

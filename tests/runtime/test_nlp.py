@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from flow_engine.adapters import nlp
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 
 

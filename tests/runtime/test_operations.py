@@ -15,7 +15,7 @@ import pytest
 
 from flow_engine.adapters.keys import DLQ, INCOMING
 from flow_engine.core.ids import derive
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 from tests.runtime.test_up import free_port
 

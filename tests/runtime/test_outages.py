@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from flow_engine.adapters.keys import DLQ
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 
 FLOW_ENGINE = str(Path(sys.executable).parent / "flow-engine")

@@ -12,7 +12,7 @@ import pytest
 
 from flow_engine.adapters.dlq import DLQ_FIELDS
 from flow_engine.adapters.keys import DLQ, INCOMING
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.platform import add_contact, add_flow, add_org, platform_database, run_cli, sql
 
 # A builder-shaped flow (its trigger node left out: trigger nodes are another change).

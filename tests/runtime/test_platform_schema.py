@@ -18,8 +18,8 @@ from sqlalchemy.pool import NullPool
 from flow_engine.adapters import schema
 from flow_engine.adapters.keys import DLQ
 from flow_engine.adapters.migrate import upgrade
-from flow_engine.devstack import Stack
 from tests.conftest import EXAMPLE_FLOWS
+from tests.devstack import Stack
 from tests.runtime.platform import (
     PLATFORM_HEAD,
     add_flow,

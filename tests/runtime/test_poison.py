@@ -11,8 +11,8 @@ from sqlalchemy import create_engine, text
 from bridge.routing import lane_of
 from flow_engine.adapters.keys import DLQ
 from flow_engine.adapters.scripts import connect
-from flow_engine.devstack import Stack
 from flow_engine.settings import Settings
+from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from flow_engine.adapters.keys import DLQ, INCOMING
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import graph_of, new_org
 
 ECHO = {"nodes": [], "paths": {"path_default": [{"type": "action", "action": "send_text", "text": "{{message.text}}"}]}}

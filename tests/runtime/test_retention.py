@@ -12,7 +12,7 @@ import pytest
 from flow_engine.adapters import dedupe
 from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, LANES, OUTBOX, Keys
 from flow_engine.adapters.scripts import Scripts, connect
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 
 FAR_FUTURE = "99999999999999-0"  # retention already over for every entry

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flow_engine.adapters.keys import DLQ
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 
 FLOW_ENGINE = str(Path(sys.executable).parent / "flow-engine")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from flow_engine.adapters.keys import INCOMING
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.platform import add_flow, add_org, platform_database, run_cli
 
 GRAPH = {

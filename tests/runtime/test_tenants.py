@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from flow_engine.adapters.keys import WEBHOOKS
-from flow_engine.devstack import Stack
+from tests.devstack import Stack
 from tests.runtime.conftest import graph_of, new_org
 
 

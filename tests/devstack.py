@@ -1,30 +1,108 @@
-"""The engine's processes started as subprocesses, the way an operator starts them: for the
-end-to-end tests and the benchmarks (bridge, timer loop and Celery workers against one Redis and
-one database)."""
+"""Test and benchmark harness, not shipped: the engine's processes started as subprocesses, the way an
+operator starts them (bridge, timer loop and Celery workers against one Redis and one database), and
+`poll_until`, the one way the end-to-end tests and the benchmarks wait for something."""
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
+from flow_engine import ops
 from flow_engine.adapters.db import make_engine
-from flow_engine.adapters.keys import INCOMING, OUTBOX
+from flow_engine.adapters.keys import BRIDGE_LEASE, INCOMING, OUTBOX
+from flow_engine.adapters.migrate import upgrade
 from flow_engine.adapters.store import store_flow
+from flow_engine.core.whatsapp import text_message_entry
+from flow_engine.settings import load as load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+
+
+class TimedOut(AssertionError):
+    """A condition polled by `poll_until` did not come true in time."""
+
+
+class Seen(NamedTuple):
+    value: Any  # what the condition returned
+    at: float  # time.perf_counter() just before the call that returned it
+
+
+def poll_until(condition: Callable[[], Any], timeout_s: float, what: str, *, poll_s: float = 0.02,
+               details: Callable[[], str] | None = None) -> Seen:
+    """Call `condition` every `poll_s` until it returns a true value; TimedOut names `what` (and adds
+    `details()`, e.g. the processes' logs) after `timeout_s`."""
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        now = time.perf_counter()
+        value = condition()
+        if value:
+            return Seen(value, now)
+        if now > deadline:
+            more = "" if details is None else f"\n{details()}"
+            raise TimedOut(f"timed out after {timeout_s:.0f} s waiting for {what}{more}")
+        time.sleep(poll_s)
+
+
+def patiently(cleanup: Callable[[], Any], attempts: int = 15) -> None:
+    """Run a clean-up step, retrying for a while: Redis or PostgreSQL may be restarting (the outage
+    tests restart them), and a database left behind would pile up."""
+    for attempt in range(attempts):
+        try:
+            cleanup()
+            return
+        except (redis.RedisError, SQLAlchemyError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
+
+
+@contextmanager
+def fresh_database(admin_url: str, prefix: str = "fe_test_") -> Iterator[str]:
+    """The URL of a new PostgreSQL database on the server of `admin_url`, migrated with the project's
+    Alembic migration; dropped in the end whatever happens."""
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)  # PostgreSQL may restart
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+        upgrade(url)
+        yield url
+    finally:
+        patiently(drop)
+        admin.dispose()
+
+
+@contextmanager
+def flushed_redis(url: str) -> Iterator[str]:
+    """A Redis database emptied before and after use."""
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        patiently(client.flushdb)
+        client.close()
 
 
 class Process:
@@ -77,6 +155,7 @@ class Stack:
                 "FLOW_ENGINE_LOCK_TTL_MS": "2000", "FLOW_ENGINE_STALL_MS": "1000",
                 "FLOW_ENGINE_CLAIM_IDLE_MS": "2000", "FLOW_ENGINE_FLOW_CACHE_MS": "500",
                 "FLOW_ENGINE_RETRY_BACKOFF_MS": "100", "LOG_LEVEL": "INFO", **(env or {})}
+        self.group = load_settings(base).group
         celery = str(BIN / "celery")
         self.processes: dict[str, Process] = {}
         for n in range(workers):
@@ -99,7 +178,7 @@ class Stack:
         for process in self.processes.values():
             process.start()
         if any(name.startswith("bridge") for name in self.processes):
-            self.wait_until(lambda: self.redis.exists("fe:bridge:lease") == 1, 20, "a bridge to lead")
+            self.wait_until(lambda: self.redis.exists(BRIDGE_LEASE) == 1, 20, "a bridge to lead")
         for process in self.processes.values():
             if process.name.startswith("worker"):
                 self.wait_until(functools.partial(_ready, process), 30, f"{process.name} to be ready")
@@ -127,12 +206,8 @@ class Stack:
         return str(self.redis.xadd(INCOMING, self._entry(org, phone, text, wamid, channel)))
 
     def _entry(self, org: str, phone: str, text: str, wamid: str | None, channel: str) -> dict[str, str]:
-        message = {"from": phone, "id": wamid or f"wamid.{uuid.uuid4().hex}", "timestamp": "1764072000",
-                   "type": "text", "text": {"body": text}}
-        payload = {"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages",
-                   "value": {"metadata": {"phone_number_id": channel}, "contacts": [{"wa_id": phone}],
-                             "messages": [message]}}]}]}
-        return {"source": "test", "org_id": org, "channel_id": channel, "payload": json.dumps(payload)}
+        return text_message_entry(org, channel, phone, text, wamid=wamid or f"wamid.{uuid.uuid4().hex}",
+                                  timestamp_s=1764072000, source="test", ascii_json=True)
 
     def outbox(self, org: str | None = None) -> list[dict[str, str]]:
         entries = [fields for _id, fields in self.redis.xrange(OUTBOX)]
@@ -146,14 +221,9 @@ class Stack:
         with self.engine.connect() as conn:
             return list(conn.execute(text(sql), params))
 
-    def wait_until(self, condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}\n{self.logs()}")
+    def wait_until(self, condition: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.02) -> Any:
+        """What `condition` returned once true; the processes' logs in the error when it times out."""
+        return poll_until(condition, timeout_s, what, poll_s=poll_s, details=self.logs).value
 
     def wait_outbox(self, org: str, count: int, timeout_s: float = 15) -> list[dict[str, str]]:
         self.wait_until(lambda: len(self.outbox(org)) >= count, timeout_s, f"{count} outbox entries of {org}")
@@ -161,12 +231,7 @@ class Stack:
 
     def settled(self, timeout_s: float = 20) -> None:
         """Wait until nothing is pending: stream read and acked, lanes empty."""
-        def idle() -> bool:
-            pending = self.redis.xpending("nf:incoming", "engine")["pending"]
-            lanes = [k for k in self.redis.scan_iter("fe:lane:*") if not k.endswith((":lock", ":armed"))]
-            lag = self.redis.xinfo_groups("nf:incoming")[0].get("lag")
-            return pending == 0 and not any(self.redis.llen(k) for k in lanes) and not lag
-        self.wait_until(idle, timeout_s, "the engine to settle")
+        self.wait_until(lambda: ops.idle(self.redis, self.group), timeout_s, "the engine to settle")
 
 
 def _ready(worker: Process) -> bool:
