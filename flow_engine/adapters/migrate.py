@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -33,3 +35,27 @@ def _lacks_columns(database_url: str) -> bool:
     finally:
         engine.dispose()
     return any("." in name for name in missing)
+
+
+def add_missing(op: Any, columns: Mapping[str, Sequence[Any]],
+                indexes: Sequence[tuple[str, str, tuple[str, ...]]]) -> None:
+    """For a revision that runs on the platform's own database (0002, 0003): add to the tables that
+    exist the `columns` they lack, and the `indexes` (name, table, columns) no index of theirs on the
+    same columns already serves. Never drops, renames or retypes anything."""
+    import sqlalchemy as sa
+
+    found = sa.inspect(op.get_bind())
+    for table, wanted_columns in columns.items():
+        if not found.has_table(table):
+            continue  # 0001 created every table that was missing; a table dropped since is not ours to add
+        present = {column["name"] for column in found.get_columns(table)}
+        for column in wanted_columns:
+            if column.name not in present:
+                op.add_column(table, column)
+    for name, table, wanted in indexes:
+        if not found.has_table(table):
+            continue
+        existing = found.get_indexes(table) + found.get_unique_constraints(table)
+        if any(index["name"] == name or tuple(index["column_names"]) == wanted for index in existing):
+            continue  # the platform's own index on the same columns serves as well
+        op.create_index(name, table, list(wanted))

@@ -43,8 +43,23 @@ class Contact:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
+class _Entry:
+    """An output stream entry (SPEC §3): every value a string, structured ones JSON-encoded once,
+    as the output cap measures it and the commit writes it."""
+
+    _fields: dict[str, str]  # each entry's own, cached
+
+    def fields(self) -> dict[str, str]:
+        return dict(self._fields)
+
+    @cached_property
+    def chars(self) -> int:
+        """The size of the entry's field values (what the output cap counts)."""
+        return sum(map(len, self._fields.values()))
+
+
 @dataclass(frozen=True)
-class OutboxMessage:
+class OutboxMessage(_Entry):
     org_id: str
     channel_id: str
     to: str
@@ -54,15 +69,6 @@ class OutboxMessage:
     trace_id: str
     orig_text: str
     run_id: str
-
-    def fields(self) -> dict[str, str]:
-        """The nf:outbox entry (SPEC §3): every value a string, structured ones JSON-encoded."""
-        return dict(self._fields)
-
-    @cached_property
-    def chars(self) -> int:
-        """The size of the entry's field values (what the output cap counts)."""
-        return sum(map(len, self._fields.values()))
 
     @cached_property
     def _fields(self) -> dict[str, str]:
@@ -82,21 +88,12 @@ class OutboxMessage:
 
 
 @dataclass(frozen=True)
-class WebhookEvent:
+class WebhookEvent(_Entry):
     org_id: str
     event_id: str
     ts_ms: int
     body: Mapping[str, Any]  # {"flow_id","run_id","path","step_index","data","input_text",...}
     type: str = "flow.webhook"  # or "flow.handoff" (SPEC §5.3)
-
-    def fields(self) -> dict[str, str]:
-        """The nf:webhooks entry (SPEC §3)."""
-        return dict(self._fields)
-
-    @cached_property
-    def chars(self) -> int:
-        """The size of the entry's field values (what the output cap counts)."""
-        return sum(map(len, self._fields.values()))
 
     @cached_property
     def _fields(self) -> dict[str, str]:

@@ -50,6 +50,12 @@ def path_field(raw: Mapping[str, Any], name: str, where: str, context: ParseCont
     return value
 
 
+def text_field(raw: Mapping[str, Any], name: str) -> str | None:
+    """`raw[name]` when it is a non-empty string (a step's required name or key), else None."""
+    value = raw.get(name)
+    return value if isinstance(value, str) and value else None
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 

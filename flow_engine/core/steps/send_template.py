@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flow_engine.core.steps.base import Invalid, NoJumps, ParseContext
+from flow_engine.core.steps.base import Invalid, NoJumps, ParseContext, text_field
 from flow_engine.core.template import has_placeholders
 
 DEFAULT_LANGUAGE: Mapping[str, Any] = {"code": "es"}
@@ -29,8 +29,8 @@ class SendTemplate(NoJumps):
 
 
 def parse(raw: Mapping[str, Any], where: str, context: ParseContext) -> SendTemplate | Invalid:
-    name = raw.get("template")
-    if not isinstance(name, str) or not name:
+    name = text_field(raw, "template")
+    if name is None:
         return Invalid(context.problem(where, 'send_template requires "template" (a name)'))
     components = raw.get("components", [])
     if not isinstance(components, list):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flow_engine.core.steps.base import Invalid, NoJumps, ParseContext
+from flow_engine.core.steps.base import Invalid, NoJumps, ParseContext, text_field
 from flow_engine.core.template import has_placeholders
 
 
@@ -26,8 +26,8 @@ class SetAttribute(NoJumps):
 
 
 def parse(raw: Mapping[str, Any], where: str, context: ParseContext) -> SetAttribute | Invalid:
-    key = raw.get("key")
-    if not isinstance(key, str) or not key:
+    key = text_field(raw, "key")
+    if key is None:
         return Invalid(context.problem(where, 'set_attribute requires "key" (a non-empty string)'))
     if "value" not in raw:
         return Invalid(context.problem(where, 'set_attribute requires "value"'))

@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
+from flow_engine.adapters.migrate import add_missing
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -60,21 +62,7 @@ INDEXES = (
 
 
 def upgrade() -> None:
-    found = sa.inspect(op.get_bind())
-    for table, columns in _columns().items():
-        if not found.has_table(table):
-            continue  # 0001 created every table that was missing; a table dropped since is not ours to add
-        present = {column["name"] for column in found.get_columns(table)}
-        for column in columns:
-            if column.name not in present:
-                op.add_column(table, column)
-    for name, table, wanted in INDEXES:
-        if not found.has_table(table):
-            continue
-        existing = found.get_indexes(table) + found.get_unique_constraints(table)
-        if any(index["name"] == name or tuple(index["column_names"]) == wanted for index in existing):
-            continue  # the platform's own index on the same columns serves as well
-        op.create_index(name, table, list(wanted))
+    add_missing(op, _columns(), INDEXES)
 
 
 def downgrade() -> None:

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
+from flow_engine.adapters.migrate import add_missing
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -26,21 +28,7 @@ INDEXES = (("ix_flow_runs_org_created", "flow_runs", ("org_id", "created_at")),)
 
 
 def upgrade() -> None:
-    found = sa.inspect(op.get_bind())
-    for table, columns in COLUMNS.items():
-        if not found.has_table(table):
-            continue
-        present = {column["name"] for column in found.get_columns(table)}
-        for column in columns:
-            if column.name not in present:
-                op.add_column(table, column)
-    for name, table, wanted in INDEXES:
-        if not found.has_table(table):
-            continue
-        existing = found.get_indexes(table) + found.get_unique_constraints(table)
-        if any(index["name"] == name or tuple(index["column_names"]) == wanted for index in existing):
-            continue
-        op.create_index(name, table, list(wanted))
+    add_missing(op, COLUMNS, INDEXES)
 
 
 def downgrade() -> None:
