@@ -9,12 +9,18 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, text
 
+from flow_engine.adapters.db import make_engine
+from flow_engine.adapters.migrate import upgrade
 from tests.conftest import EXAMPLE_FLOWS
 from tests.devstack import Stack, flushed_redis, fresh_database
 
@@ -50,3 +56,35 @@ def stack(redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFa
     s.start()
     yield s
     s.stop()
+
+
+FLOW_ENGINE = str(Path(sys.executable).parent / "flow-engine")
+
+
+def stack_serving_metrics(redis_url: str, database_url: str, log_dir: Path, free_port: int) -> Stack:
+    """A started Stack whose worker serves /metrics on `free_port` (as `stack.metrics_port`)."""
+    s = Stack(redis_url, database_url, log_dir, concurrency=2)
+    s.metrics_port = free_port  # type: ignore[attr-defined]
+    s["worker0"].env = {**s["worker0"].env, "FLOW_ENGINE_METRICS_PORT": str(free_port)}
+    s.start()
+    return s
+
+
+def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """`flow-engine ARGS` against the stack's Redis and database."""
+    return subprocess.run([FLOW_ENGINE, *args], env={**stack["bridge0"].env}, capture_output=True, text=True,
+                          timeout=60)
+
+
+def store_engine(kind: str, database_url: str, tmp_path: Path) -> Engine:
+    """An engine on the module's PostgreSQL database ("postgresql") or a new SQLite file ("sqlite"), both
+    at the schema head, with no flows, runs or contacts."""
+    url = database_url
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'engine.db'}"
+        upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for table in ("flows", "flow_runs", "contacts"):
+            conn.execute(text(f"DELETE FROM {table}"))
+    return engine

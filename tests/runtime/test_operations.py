@@ -4,38 +4,26 @@ personal data, status, and the DLQ commands (list, replay without duplicates, pu
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from flow_engine.adapters.keys import DLQ, INCOMING
 from flow_engine.core.ids import derive
 from tests.devstack import Stack
-from tests.runtime.conftest import new_org
+from tests.runtime.conftest import cli, new_org, stack_serving_metrics
 from tests.runtime.test_up import free_port
 
-FLOW_ENGINE = str(Path(sys.executable).parent / "flow-engine")
 ECHO = {"nodes": [], "paths": {"path_default": [{"type": "action", "action": "send_text", "text": "eco"}]}}
 
 
 @pytest.fixture(scope="module")
 def stack(redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(redis_url, database_url, tmp_path_factory.mktemp("logs"), concurrency=2)
-    s.metrics_port = free_port()  # type: ignore[attr-defined]
-    s["worker0"].env = {**s["worker0"].env, "FLOW_ENGINE_METRICS_PORT": str(s.metrics_port)}  # type: ignore[attr-defined]
-    s.start()
+    s = stack_serving_metrics(redis_url, database_url, tmp_path_factory.mktemp("logs"), free_port())
     yield s
     s.stop()
-
-
-def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**stack["bridge0"].env}
-    return subprocess.run([FLOW_ENGINE, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 def metric(text: str, name: str) -> float:

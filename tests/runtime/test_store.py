@@ -10,24 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from flow_engine.adapters.db import make_engine
-from flow_engine.adapters.migrate import upgrade
 from flow_engine.adapters.store import Applied, FlowCache, apply_outcomes, load_contacts, store_flow
 from flow_engine.core.outcome import AttributeWrite, Outcome, RunRecord, TagWrite
-from tests.runtime.conftest import graph_of
+from tests.runtime.conftest import graph_of, store_engine
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def engine(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'engine.db'}"
-        upgrade(url)
-    else:
-        url = database_url
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        for table in ("flows", "flow_runs", "contacts"):
-            conn.execute(text(f"DELETE FROM {table}"))
+    engine = store_engine(request.param, database_url, tmp_path)
     yield engine
     engine.dispose()
 

@@ -9,28 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 
-from flow_engine.adapters.db import FlowRunRow, make_engine
-from flow_engine.adapters.migrate import upgrade
+from flow_engine.adapters.db import FlowRunRow
 from flow_engine.adapters.store import Applied, apply_outcomes, load_contacts
 from flow_engine.core.conversation import handle
 from flow_engine.core.graph import parse_flow
 from flow_engine.core.inbound import Message
 from flow_engine.core.outcome import Contact, Outcome, RunRecord
 from flow_engine.core.trail import ordered
+from tests.runtime.conftest import store_engine
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def engine(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'engine.db'}"
-        upgrade(url)
-    else:
-        url = database_url
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM flow_runs"))
+    engine = store_engine(request.param, database_url, tmp_path)
     yield engine
     engine.dispose()
 
