@@ -15,8 +15,7 @@ from __future__ import annotations
 import click
 
 from flow_engine.cli import authoring, devtools, handoff, operations, processes, runs
-from flow_engine.cli.common import EngineGroup, require_redis, settings
-from flow_engine.flows import read_graph
+from flow_engine.cli.common import EngineGroup
 
 
 @click.group(cls=EngineGroup)
@@ -24,15 +23,8 @@ def main() -> None:
     """Flow Engine: runs WhatsApp chat-automation flows on Celery and Redis."""
 
 
-# The names command modules imported from the former flow_engine/cli.py (defined before any command
-# module below is imported, so such a module may import them from here).
-bridge = processes.bridge
-load_graph = read_graph
-_settings = settings
-_require_redis = require_redis
-
 # -- registration: every command module's commands. A new module of commands is one more entry here
-# (its COMMANDS in this loop, or `from flow_engine.cli_x import x` and `main.add_command(x)` below);
+# (its COMMANDS, or its command, in this loop);
 # `flow-engine --help` sorts them.
 for command in (*authoring.COMMANDS, *processes.COMMANDS, *operations.COMMANDS, *devtools.COMMANDS, handoff.handoff,
                 runs.runs, runs.stats):
