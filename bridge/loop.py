@@ -21,18 +21,31 @@ from bridge.routing import route
 from flow_engine import metrics
 from flow_engine.adapters import dedupe
 from flow_engine.adapters.dlq import dlq_entry
-from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, LANES, STATS
+from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INBOX_PREFIX, INBOXES, INCOMING, LANE_PREFIX, LANES, STATS
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret
 from flow_engine.clock import now_ms
+from flow_engine.core.inbound import MAX_ORG_CHARS
 from flow_engine.errors import Fenced, GroupExists, StreamGone
 from flow_engine.outages import run_until_stopped
 from flow_engine.settings import Settings
 
 log = logging.getLogger("flow_engine.bridge")
-Entry = tuple[bytes, dict[bytes, bytes]]
+# (stream id, fields or None when the entry is gone from nf:incoming, the key it was read from)
+Entry = tuple[bytes, dict[bytes, bytes] | None, bytes]
 FORMER_SEEN_EVERY_MS = 600_000
+# Entries taken into the orgs' inboxes per read (lua/intake.lua): many more than are handed on, so
+# the intake keeps ahead of a blast and a quiet org's entry reaches its inbox within a read or two.
+INTAKE_ENTRIES = 5_000
+# Bytes of fields each stage of a read stops after: a read holds Redis for a few ms at most.
+READ_BYTES = 4 * 1024 * 1024
+INBOX_SOURCE_PREFIX = INBOX_PREFIX.encode()
+INCOMING_SOURCE = INCOMING.encode()
 
+
+def _fields(flat: list[bytes]) -> dict[bytes, bytes]:
+    """A stream entry's fields from their flat [name, value, ...] reply (a repeated name: the last)."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 class Bridge:
@@ -48,6 +61,7 @@ class Bridge:
         self.former_seen_checked_ms = -FORMER_SEEN_EVERY_MS  # when keys of the former dedupe layout were looked for
         self.former_seen = True
         self.group_ready = False  # the consumer group is known to exist
+        self.turn = 0  # where the next read starts among the orgs with inboxes, when not all fit
 
     def ensure_group(self) -> None:
         with contextlib.suppress(GroupExists):
@@ -85,7 +99,7 @@ class Bridge:
             cursor, entries, _deleted = self.redis.xautoclaim(
                 INCOMING, self.settings.group, self.settings.consumer, min_idle_time=0, start_id=cursor, count=1000
             )[:3]
-            claimed.extend((entry_id, fields) for entry_id, fields in entries if fields is not None)
+            claimed.extend((entry_id, fields, INCOMING_SOURCE) for entry_id, fields in entries if fields is not None)
             if cursor in (b"0-0", "0-0"):
                 break
         claimed.sort(key=lambda entry: tuple(int(part) for part in entry[0].split(b"-")))
@@ -96,16 +110,27 @@ class Bridge:
     # -- reading and handing on -----------------------------------------------------------------------
 
     def step(self, block_ms: int = 1000) -> int:
-        """One read of new entries (waiting up to `block_ms`); returns the entries handed on."""
-        reply = self.redis.xreadgroup(
-            self.settings.group, self.settings.consumer, {INCOMING: ">"},
-            count=self.settings.read_batch, block=block_ms,
+        """One read: take new entries into the orgs' inboxes and hand on a share of each org's
+        (FLOW_ENGINE_READ_BATCH in all); when there is nothing, wait up to `block_ms` for a new entry.
+        Returns the entries handed on."""
+        reply = self.scripts.intake(
+            keys=[INCOMING, BRIDGE_LEASE, INBOXES],
+            args=[self.settings.group, self.settings.consumer, self.token, self.lease_ms(), INTAKE_ENTRIES,
+                  MAX_ORG_CHARS * 4, INBOX_PREFIX, READ_BYTES, self.settings.read_batch, self.turn],
         )
-        if not reply:
-            self.renew()
-            return 0
-        entries: list[Entry] = reply[0][1]
-        self.hand_on(entries)
+        taken, last_id, orgs = int(reply[0]), reply[1], int(reply[2])
+        entries: list[Entry] = []
+        for at in range(3, len(reply), 2):
+            source, flat = INBOX_SOURCE_PREFIX + reply[at], reply[at + 1]
+            for n in range(0, len(flat), 2):
+                fields = flat[n + 1]
+                entries.append((flat[n], None if fields is None else _fields(fields), source))
+        if orgs > self.settings.read_batch:  # not every org got a share: the next read starts after these
+            self.turn = (self.turn + self.settings.read_batch) % orgs
+        if entries:
+            self.hand_on(entries)
+        elif not taken:  # nothing waits: sleep until an entry arrives after the last one taken in
+            self.redis.xread({INCOMING: last_id}, count=1, block=block_ms)
         return len(entries)
 
     def seen_arg(self) -> Callable[[str, str], bytes]:
@@ -126,11 +151,12 @@ class Bridge:
         if routed.forged:
             log.warning("bridge: %s timer resumes without the timer loop's signature ignored (forged-resume)",
                         routed.forged)
-        for stream_id, fields, reason in routed.invalid:
+        for stream_id, fields, reason, source in routed.invalid:
             entry = dlq_entry(fields, error="invalid-payload", detail=reason, retries=0, source_id=stream_id,
                               failed_at_ms=now_ms())
             if self.scripts.dead_letter(
-                keys=[INCOMING, DLQ, BRIDGE_LEASE], args=[self.settings.group, self.token, stream_id, *entry]
+                keys=[INCOMING, DLQ, BRIDGE_LEASE, source, INBOXES],
+                args=[self.settings.group, self.token, stream_id, INBOX_PREFIX, *entry],
             ):
                 metrics.dlq.labels("invalid-payload").inc()
                 metrics.errors.labels("invalid-payload").inc()
@@ -140,9 +166,9 @@ class Bridge:
         for batch in routed.batches:
             at_ms, every_s = now_ms(), dedupe.slot_s(self.settings.dedupe_ttl_s)
             result = self.scripts.handoff(
-                keys=[INCOMING, BRIDGE_LEASE, STATS, LANES],
+                keys=[INCOMING, BRIDGE_LEASE, STATS, LANES, INBOXES],
                 args=[self.settings.group, self.token, self.lease_ms(), every_s, at_ms, LANE_PREFIX,
-                      at_ms // 1000 // every_s, *batch],
+                      at_ms // 1000 // every_s, INBOX_PREFIX, *batch],
             )
             metrics.handed_on.inc(int(result[0]))
             metrics.duplicates.inc(int(result[1]))

@@ -24,6 +24,7 @@ CONVERSATION_EVENTS = 20
 # Events per hand-off script call: a call takes about 1 ms per 500 events, so no call holds Redis
 # for long however large the read; an entry's events always go in one call (atomic with its XACK).
 HANDOFF_EVENTS = 500
+GONE = "the entry was deleted from nf:incoming before it was handed on"
 
 
 def lane_of(org_id: str, channel_id: str, contact: str, lanes: int) -> str:
@@ -34,12 +35,13 @@ def lane_of(org_id: str, channel_id: str, contact: str, lanes: int) -> str:
 
 @dataclass
 class Routed:
-    # The handoff script's arguments, one list per script call: per entry its stream id and event
-    # count, then each event's lane, item and seen key ("" when there is no WhatsApp message id to
-    # check), or for an entry without events the reason it is ignored ("receipt", "forged-resume").
+    # The handoff script's arguments, one list per script call: per entry its stream id, the key it
+    # was read from and its event count, then each event's lane, item and seen key ("" when there is
+    # no WhatsApp message id to check), or for an entry without events the reason it is ignored
+    # ("receipt", "forged-resume").
     batches: list[list[str | int | bytes]] = field(default_factory=list)
-    # (stream id, fields, reason): entries for the DLQ
-    invalid: list[tuple[str, dict[bytes, bytes], str]] = field(default_factory=list)
+    # (stream id, fields, reason, the key it was read from): entries for the DLQ
+    invalid: list[tuple[str, dict[bytes, bytes], str, bytes]] = field(default_factory=list)
     events: int = 0
     forged: int = 0  # resumes without the timer loop's signature
     per_org: Counter[str] = field(default_factory=Counter)  # events handed on, by org (escaped as in lane ids)
@@ -66,11 +68,11 @@ def decode_fields(raw: Mapping[bytes, bytes]) -> dict[str, str]:
         raise InvalidPayload(f"entry is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
-def _entry_args(stream_id: str, raw_fields: Mapping[bytes, bytes], lanes: int, seen_arg: Callable[[str, str], bytes],
-                secret: bytes) -> tuple[list[str | int | bytes], list[Event]]:
+def _entry_args(stream_id: str, source: bytes, raw_fields: Mapping[bytes, bytes], lanes: int,
+                seen_arg: Callable[[str, str], bytes], secret: bytes) -> tuple[list[str | int | bytes], list[Event]]:
     """The hand-off arguments of one entry and its event count; raises InvalidPayload."""
     if b"engine_resume" in raw_fields and not resume_signed(secret, raw_fields):
-        return [stream_id, 0, "forged-resume"], []
+        return [stream_id, source, 0, "forged-resume"], []
     replay = is_replay(raw_fields)
     if replay and not replay_signed(secret, raw_fields):
         raise InvalidPayload("replay_* fields without the engine's signature (only `flow-engine dlq replay` "
@@ -78,8 +80,8 @@ def _entry_args(stream_id: str, raw_fields: Mapping[bytes, bytes], lanes: int, s
     fields = decode_fields(raw_fields)
     events = parse_entry(stream_id, fields)
     if not events:
-        return [stream_id, 0, "receipt"], []
-    args: list[str | int | bytes] = [stream_id, len(events)]
+        return [stream_id, source, 0, "receipt"], []
+    args: list[str | int | bytes] = [stream_id, source, len(events)]
     for index, event in enumerate(events):
         seen: bytes | str = ""
         if isinstance(event, Message) and event.wa_message_id and not replay:  # a replay is meant to run again
@@ -90,22 +92,28 @@ def _entry_args(stream_id: str, raw_fields: Mapping[bytes, bytes], lanes: int, s
     return args, events
 
 
-def route(entries: Sequence[tuple[bytes, Mapping[bytes, bytes]]], lanes: int, seen_arg: Callable[[str, str], bytes],
-          secret: bytes) -> Routed:
+def route(entries: Sequence[tuple[bytes, Mapping[bytes, bytes] | None, bytes]], lanes: int,
+          seen_arg: Callable[[str, str], bytes], secret: bytes) -> Routed:
+    """Route entries given as (stream id, fields or None when the entry is gone from nf:incoming, the
+    key they were read from: an org's inbox or nf:incoming), in the order they are to be handed on."""
     routed = Routed()
-    for raw_id, raw_fields in entries:
+    for raw_id, raw_fields, source in entries:
         stream_id = raw_id.decode()
+        if raw_fields is None:  # deleted from nf:incoming (by hand) while its id waited in an inbox
+            routed.invalid.append((stream_id, {}, GONE, source))
+            continue
         try:
-            args, events = _entry_args(stream_id, raw_fields, lanes, seen_arg, secret)
+            args, events = _entry_args(stream_id, source, raw_fields, lanes, seen_arg, secret)
         except InvalidPayload as exc:
-            routed.invalid.append((stream_id, dict(raw_fields), str(exc)))
+            routed.invalid.append((stream_id, dict(raw_fields), str(exc), source))
             continue
         except Exception as exc:  # a bug or a case nobody foresaw: this entry's problem, not the bridge's
-            routed.invalid.append((stream_id, dict(raw_fields), f"unexpected {type(exc).__name__} reading the entry"))
+            routed.invalid.append((stream_id, dict(raw_fields), f"unexpected {type(exc).__name__} reading the entry",
+                                   source))
             continue
         if events:  # one org an entry: its org_id field (a resume's org is its timer's, one event)
             routed.per_org[part(events[0].org_id)] += len(events)
         else:
-            routed.forged += args[2] == "forged-resume"
+            routed.forged += args[3] == "forged-resume"
         routed.add(args, len(events))
     return routed

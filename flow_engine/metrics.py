@@ -46,8 +46,11 @@ latency_seconds = Histogram("nexia_engine_latency_seconds",
 timer_lateness_seconds = Histogram("nexia_engine_timer_lateness_seconds", "Due time to publication of a timer",
                                    buckets=LATENESS_BUCKETS_S)
 
-backlog = Gauge("nexia_engine_backlog", "Inbound entries not yet processed: group lag, pending and in lanes",
+backlog = Gauge("nexia_engine_backlog",
+                "Inbound entries not yet processed: group lag, pending, waiting in the orgs' inboxes and in lanes",
                 multiprocess_mode="mostrecent")
+inbox_entries = Gauge("nexia_engine_inbox_entries", "Entries taken in from nf:incoming, waiting in their org's inbox",
+                      multiprocess_mode="mostrecent")
 pending_waits = Gauge("nexia_engine_pending_waits", "Contacts whose run is paused", multiprocess_mode="mostrecent")
 stream_trimmed = Counter("nexia_engine_stream_trimmed", "Stream entries trimmed by the engine, by stream",
                          ["stream"])

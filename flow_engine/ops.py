@@ -13,7 +13,18 @@ from sqlalchemy import text
 from flow_engine.adapters import schema
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import printable, printable_json, replay_fields
-from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANES, OUTBOX, STATS, WEBHOOKS, Keys
+from flow_engine.adapters.keys import (
+    BRIDGE_LEASE,
+    DLQ,
+    INBOX_PREFIX,
+    INBOXES,
+    INCOMING,
+    LANES,
+    OUTBOX,
+    STATS,
+    WEBHOOKS,
+    Keys,
+)
 from flow_engine.adapters.retention import stream_facts
 from flow_engine.adapters.scripts import RedisClient, Scripts, connect
 from flow_engine.adapters.signing import REPLAY_SIG, load_secret, replay_sig
@@ -27,6 +38,8 @@ class Status:
     stream_length: int
     group_lag: int | None  # None: the group does not exist yet
     pending: int
+    inbox_backlog: int  # entries taken in from nf:incoming, waiting in their org's inbox to be handed on
+    busiest_inbox: tuple[str, int] | None  # (org, entries)
     lanes_backlog: int
     busiest_lane: tuple[str, int] | None  # (lane, events)
     busy_lanes: int  # lanes holding events
@@ -54,10 +67,19 @@ def lane_lengths(client: RedisClient) -> dict[str, int]:
     return {lane: int(length) for lane, length in zip(lanes, pipe.execute(), strict=True) if length}
 
 
+def inbox_lengths(client: RedisClient) -> dict[str, int]:
+    """Entries waiting in each org's inbox (lua/intake.lua), by org (two round trips)."""
+    orgs = sorted(_text(org) for org in client.smembers(INBOXES))
+    pipe = client.pipeline(transaction=False)
+    for org in orgs:
+        pipe.llen(f"{INBOX_PREFIX}{org}")
+    return {org: int(length) for org, length in zip(orgs, pipe.execute(), strict=True) if length}
+
+
 @dataclass(frozen=True)
 class Backlog:
     lag: int  # entries of nf:incoming the group has not read
-    pending: int  # entries read but not yet handed on
+    pending: int  # entries read but not yet handed on: pending in the group or waiting in an inbox
     lanes: int  # events in lanes (-1: not counted, the stream is not through yet)
 
     @property
@@ -72,13 +94,15 @@ def backlog(client: RedisClient, group: str) -> Backlog:
     pipe.xinfo_groups(INCOMING)
     pipe.xinfo_stream(INCOMING)
     pipe.xpending(INCOMING, group)
-    groups, stream, pending = pipe.execute()
+    pipe.scard(INBOXES)
+    groups, stream, pending, inboxes = pipe.execute()
     info = next(g for g in groups if g["name"] == group)
     lag = info.get("lag")
     if lag is None:  # Redis cannot tell (entries deleted): compare ids instead
         lag = 0 if info["last-delivered-id"] == stream["last-generated-id"] else 1
-    if lag or pending["pending"]:
-        return Backlog(int(lag), int(pending["pending"]), -1)
+    if lag or pending["pending"] or inboxes:
+        waiting = sum(inbox_lengths(client).values()) if inboxes else 0
+        return Backlog(int(lag), int(pending["pending"]) + waiting, -1)
     return Backlog(0, 0, sum(lane_lengths(client).values()))
 
 
@@ -100,6 +124,8 @@ def status(settings: Settings, client: RedisClient, workers: list[str] | None) -
     length, groups, scheduled, first, stats, dlq, lease = pipe.execute(raise_on_error=False)
     stats = stats if isinstance(stats, dict) else {}
     lanes = lane_lengths(client)
+    inboxes = inbox_lengths(client)
+    busiest_inbox = max(inboxes, key=inboxes.__getitem__, default=None)
     at_ms = now_ms()
     streams = stream_facts(client, (INCOMING, OUTBOX, WEBHOOKS, DLQ), at_ms)
     memory = client.info("memory")
@@ -110,6 +136,8 @@ def status(settings: Settings, client: RedisClient, workers: list[str] | None) -
         stream_length=int(length) if isinstance(length, int) else 0,
         group_lag=None if group is None else int(group.get("lag") or 0),
         pending=0 if group is None else int(group.get("pending") or 0),
+        inbox_backlog=sum(inboxes.values()),
+        busiest_inbox=None if busiest_inbox is None else (busiest_inbox, inboxes[busiest_inbox]),
         lanes_backlog=sum(lanes.values()),
         busiest_lane=None if busiest is None else (busiest, lanes[busiest]),
         busy_lanes=len(lanes),
@@ -142,8 +170,10 @@ def status_rows(state: Status, group: str) -> list[tuple[str, str]]:
     lag = "no consumer group yet" if state.group_lag is None else f"lag {state.group_lag}, pending {state.pending}"
     busiest = f" (busiest: lane {state.busiest_lane[0]}, {state.busiest_lane[1]})" if state.busiest_lane else ""
     memory = state.redis_memory
+    loudest = f" (most: org {state.busiest_inbox[0]}, {state.busiest_inbox[1]})" if state.busiest_inbox else ""
     rows = [
         ("consumer group", f"{group}: {lag}"),
+        ("inboxes", f"{state.inbox_backlog} entries taken in, waiting to be handed on{loudest}"),
         ("lanes", f"{state.lanes_backlog} events waiting for a worker{busiest}"),
         ("timers", f"{state.scheduled} scheduled, " + (
             f"the most overdue late by {state.oldest_overdue_ms} ms" if state.oldest_overdue_ms else "none overdue")),

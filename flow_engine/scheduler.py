@@ -76,11 +76,12 @@ class TimerLoop:
     def update_gauges(self) -> None:
         """Backlog, pending waits and scheduled timers, for the whole engine (one Redis round trip)."""
         state = ops.status(self.settings, self.redis, workers=None)
-        metrics.backlog.set((state.group_lag or 0) + state.pending + state.lanes_backlog)
+        metrics.backlog.set((state.group_lag or 0) + state.pending + state.inbox_backlog + state.lanes_backlog)
         metrics.pending_waits.set(state.waits)
         metrics.scheduled_items.set(state.scheduled)
         metrics.bridge_lease_held.set(1 if state.bridge else 0)
         metrics.lane_events.set(state.lanes_backlog)
+        metrics.inbox_entries.set(state.inbox_backlog)
         metrics.busy_lanes.set(state.busy_lanes)
         for stream, facts in state.streams.items():
             metrics.stream_length.labels(stream).set(facts["length"] or 0)

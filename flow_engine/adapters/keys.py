@@ -14,6 +14,11 @@ DLQ = "nf:incoming:dlq"
 
 LANE_PREFIX = "fe:lane:"  # fe:lane:{lane} (list of events), fe:lane:{lane}:armed, fe:lane:{lane}:lock
 LANES = "fe:lanes"  # set of the lanes that hold events (a lane is "{org}:{n}": every org has its own)
+# Stage one of the bridge (lua/intake.lua): each entry of nf:incoming is copied, under its own id,
+# into its org's inbox stream fe:inbox:{org_id as given}, until handed on; INBOXES is the set of the
+# orgs whose inbox holds entries. The bridge reads a share of every org's inbox in turn (fairness).
+INBOX_PREFIX = "fe:inbox:"
+INBOXES = "fe:inboxes"
 BRIDGE_LEASE = "fe:bridge:lease"  # the one bridge allowed to hand entries on (keeps stream order)
 TIMER_WAKE = "fe:timers:wake"  # pub/sub channel: an earlier timer was added
 STATS = "fe:stats"  # hash of counters kept by scripts (duplicates, ignored:<reason>, waits)

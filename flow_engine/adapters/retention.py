@@ -1,7 +1,8 @@
 """Bounded streams: what the engine trims, and what it never does (see lua/trim.lua for the rule).
 
 - nf:incoming: entries older than FLOW_ENGINE_STREAM_RETENTION_S that every consumer group has
-  acknowledged (the engine's and any other service's) and that no lane still holds an event of.
+  acknowledged (the engine's and any other service's), that no org's inbox still lists and that no
+  lane still holds an event of.
 - nf:outbox, nf:webhooks: the same rule for their consumers (the gateway, the dispatcher); without a
   consumer group, the newest FLOW_ENGINE_STREAM_MAXLEN entries are kept (0: never trimmed).
 - nf:incoming:dlq: never; it is the operators' queue (`flow-engine dlq purge`).
@@ -9,7 +10,7 @@
 
 from __future__ import annotations
 
-from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, LANES, OUTBOX, WEBHOOKS
+from flow_engine.adapters.keys import INBOX_PREFIX, INBOXES, INCOMING, LANE_PREFIX, LANES, OUTBOX, WEBHOOKS
 from flow_engine.adapters.scripts import RedisClient, Scripts
 
 TRIMMED_STREAMS = (INCOMING, OUTBOX, WEBHOOKS)
@@ -21,7 +22,8 @@ def trim_streams(scripts: Scripts, now_ms: int, *, retention_s: int, maxlen: int
     removed = {}
     for stream in TRIMMED_STREAMS:
         lane_heads = "1" if stream == INCOMING else "0"
-        result = scripts.trim(keys=[stream, LANES], args=[cutoff, maxlen, LANE_PREFIX, lane_heads])
+        result = scripts.trim(keys=[stream, LANES, INBOXES], args=[cutoff, maxlen, LANE_PREFIX, lane_heads,
+                                                                   INBOX_PREFIX])
         removed[stream] = int(result[0])
     return removed
 

@@ -29,6 +29,7 @@ class Scripts:
             script: Script = client.register_script((LUA / f"{name}.lua").read_text())
             return script
 
+        self.intake = load("intake")
         self.handoff = load("handoff")
         self.dead_letter = load("dead_letter")
         self.commit = load("commit")
@@ -43,7 +44,7 @@ class Scripts:
 
 # The first word of an error reply -> the engine's error.
 REPLIES: dict[str, type[RedisReply]] = {
-    "FENCED": Fenced,  # handoff.lua, dead_letter.lua: the bridge lease is another bridge's
+    "FENCED": Fenced,  # intake.lua, handoff.lua, dead_letter.lua: the bridge lease is another bridge's
     "NOSECRET": SecretMissing,  # pop_due.lua: the engine's secret key is missing
     "NOGROUP": StreamGone,  # XREADGROUP, XAUTOCLAIM, XACK: the stream or the group was deleted
     "UNBLOCKED": StreamGone,  # a blocked XREADGROUP whose stream was deleted

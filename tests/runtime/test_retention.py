@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from flow_engine.adapters import dedupe
-from flow_engine.adapters.keys import INCOMING, LANE_PREFIX, LANES, OUTBOX, Keys
+from flow_engine.adapters.keys import INBOX_PREFIX, INBOXES, INCOMING, LANE_PREFIX, LANES, OUTBOX, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from tests.devstack import Stack
 from tests.runtime.conftest import new_org
@@ -27,7 +27,8 @@ def r(redis_url: str) -> Iterator[Any]:
 
 
 def trim(r: Any, stream: str, *, cutoff: str = FAR_FUTURE, maxlen: int = 0, lanes: bool = False) -> int:
-    return int(Scripts(r).trim(keys=[stream, LANES], args=[cutoff, maxlen, LANE_PREFIX, "1" if lanes else "0"])[0])
+    return int(Scripts(r).trim(keys=[stream, LANES, INBOXES],
+                               args=[cutoff, maxlen, LANE_PREFIX, "1" if lanes else "0", INBOX_PREFIX])[0])
 
 
 def fill(r: Any, stream: str, count: int) -> list[str]:
@@ -67,6 +68,13 @@ def test_an_unread_entry_a_pending_one_and_a_lane_head_stay(r: Any) -> None:
     lane = Keys.lane_id("acme", 3)
     r.rpush(Keys.lane(lane), f'["{fresh[120]}",0,["m"]]')
     r.sadd(LANES, lane)
+    # And an org's inbox still lists entry 60 (taken in, not yet handed on: the bridge reads its
+    # fields from the stream then): it stays too.
+    r.rpush(f"{INBOX_PREFIX}acme", fresh[60], fresh[61])
+    r.sadd(INBOXES, "acme")
+    trim(r, INCOMING, lanes=True)
+    assert [entry_id for entry_id, _ in r.xrange(INCOMING)][-940:] == fresh[60:]
+    r.delete(f"{INBOX_PREFIX}acme")  # handed on
     trim(r, INCOMING, lanes=True)
     assert [entry_id for entry_id, _ in r.xrange(INCOMING)][-880:] == fresh[120:]
 

@@ -10,7 +10,19 @@ import pytest
 import redis
 
 from flow_engine.adapters import dedupe, lanes
-from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INCOMING, LANE_PREFIX, LANES, SECRET, STATS, TIMER_WAKE, Keys
+from flow_engine.adapters.keys import (
+    BRIDGE_LEASE,
+    DLQ,
+    INBOX_PREFIX,
+    INBOXES,
+    INCOMING,
+    LANE_PREFIX,
+    LANES,
+    SECRET,
+    STATS,
+    TIMER_WAKE,
+    Keys,
+)
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret, resume_sig, resume_signed
 from flow_engine.core.inbound import Message, Release, parse_entry
@@ -41,10 +53,11 @@ def read(r: Any, count: int = 100) -> list[tuple[str, dict[str, str]]]:
 def handoff(scripts: Scripts, token: str, entries: list[list[Any]], now: int = 1000) -> list[int | str]:
     flat: list[Any] = []
     for stream_id, pushes in entries:
-        flat += [stream_id, len(pushes), *(part for push in pushes for part in push)] if pushes else \
-            [stream_id, 0, "receipt"]
-    args = [GROUP, token, 5000, 900, now, LANE_PREFIX, 7, *flat]  # dedupe: slots of 900 s, now slot 7
-    result = scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES], args=args)
+        flat += [stream_id, INCOMING, len(pushes), *(part for push in pushes for part in push)] if pushes else \
+            [stream_id, INCOMING, 0, "receipt"]
+    # dedupe: slots of 900 s, now slot 7
+    args = [GROUP, token, 5000, 900, now, LANE_PREFIX, 7, INBOX_PREFIX, *flat]
+    result = scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES, INBOXES], args=args)
     return [int(x) for x in result[:4]] + [str(lane) for lane in result[4:]]
 
 
@@ -85,9 +98,9 @@ def test_handoff_remembers_an_id_for_the_window_and_then_forgets_it(r: Any, scri
     def once(slot: int, arg: bytes) -> int:
         entry = r.xadd(INCOMING, {"payload": "x"})
         read(r)
-        flat = [entry, 1, "acme:0", "item", arg]
-        return int(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES],
-                                   args=[GROUP, "me", 5000, 900, 1000, LANE_PREFIX, slot, *flat])[1])
+        flat = [entry, INCOMING, 1, "acme:0", "item", arg]
+        return int(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES, INBOXES],
+                                   args=[GROUP, "me", 5000, 900, 1000, LANE_PREFIX, slot, INBOX_PREFIX, *flat])[1])
     assert [once(10, seen), once(10, other), once(11, seen), once(12, seen), once(13, seen)] == [0, 0, 1, 1, 0]
     # Ids of the former layout (a key each) still count as seen until they expire, while the bridge
     # knows some are left.
@@ -120,10 +133,91 @@ def test_dead_letter_moves_an_entry_to_the_dlq_once(r: Any, scripts: Scripts) ->
     r.set(BRIDGE_LEASE, "me")
     entry = r.xadd(INCOMING, {"payload": "{bad"})
     read(r)
-    args = [GROUP, "me", entry, "payload", "{bad", "error", "invalid-payload"]
-    assert scripts.dead_letter(keys=[INCOMING, DLQ, BRIDGE_LEASE], args=args) == 1
-    assert scripts.dead_letter(keys=[INCOMING, DLQ, BRIDGE_LEASE], args=args) == 0
+    args = [GROUP, "me", entry, INBOX_PREFIX, "payload", "{bad", "error", "invalid-payload"]
+    assert scripts.dead_letter(keys=[INCOMING, DLQ, BRIDGE_LEASE, INCOMING, INBOXES], args=args) == 1
+    assert scripts.dead_letter(keys=[INCOMING, DLQ, BRIDGE_LEASE, INCOMING, INBOXES], args=args) == 0
     assert [fields for _id, fields in r.xrange(DLQ)] == [{"payload": "{bad", "error": "invalid-payload"}]
+
+
+def intake(scripts: Scripts, most_out: int, turn: int = 0, most_in: int = 5000, most_bytes: int = 1 << 22) -> list[Any]:
+    return list(scripts.intake(keys=[INCOMING, BRIDGE_LEASE, INBOXES],
+                               args=[GROUP, "c1", "me", 5000, most_in, 16, INBOX_PREFIX, most_bytes, most_out, turn]))
+
+
+def fetched(reply: list[Any]) -> dict[str, list[str]]:
+    """org -> the ids fetched for it, from an intake reply."""
+    return {reply[at]: reply[at + 1][::2] for at in range(3, len(reply), 2)}
+
+
+def test_intake_takes_every_entry_into_its_orgs_inbox_and_fetches_a_share_of_each(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
+    loud = [r.xadd(INCOMING, {"org_id": "loud", "n": str(n)}) for n in range(30)]
+    quiet = r.xadd(INCOMING, {"org_id": "quiet", "n": "q"})
+    odd = [r.xadd(INCOMING, {"payload": "no org"}), r.xadd(INCOMING, {"org_id": "x" * 17})]
+    reply = intake(scripts, most_out=10)
+    assert reply[:3] == [33, odd[-1], 3]  # taken in, the last id, orgs with inboxes
+    # A share of 10 // 3 each, in inbox (stream) order; the quiet org's entry is not behind the loud 30.
+    assert fetched(reply) == {"": odd, "loud": loud[:3], "quiet": [quiet]}
+    # Orgs come sorted, each with its entries' ids and fields (read from nf:incoming).
+    assert reply[5:7] == ["loud", [loud[0], ["org_id", "loud", "n", "0"], loud[1], ["org_id", "loud", "n", "1"],
+                                  loud[2], ["org_id", "loud", "n", "2"]]]
+    assert r.xpending(INCOMING, GROUP)["pending"] == 0  # acknowledged as taken in: nothing pending
+    assert r.lrange(f"{INBOX_PREFIX}loud", 0, -1) == loud and r.smembers(INBOXES) == {"", "loud", "quiet"}
+    # Nothing is taken out by reading: the next read fetches the same heads (a bridge died meanwhile).
+    assert fetched(intake(scripts, most_out=10)) == fetched(reply)
+
+
+def test_handoff_takes_entries_out_of_their_inbox_once_and_forgets_an_emptied_inbox(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
+    first, second = r.xadd(INCOMING, {"org_id": "acme"}), r.xadd(INCOMING, {"org_id": "acme"})
+    intake(scripts, most_out=10)
+    inbox = f"{INBOX_PREFIX}acme"
+    args = [GROUP, "me", 5000, 900, 1000, LANE_PREFIX, 7, INBOX_PREFIX,
+            second, inbox, 1, "acme:0", "item-2", "", first, inbox, 1, "acme:0", "item-1", ""]
+    assert list(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES, INBOXES], args=args)) == [
+        2, 0, 0, 0, "acme:0"]
+    assert r.exists(inbox) == 0 and r.smembers(INBOXES) == set()
+    # Handed on before (a re-read after a crash): skipped.
+    assert list(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES, INBOXES], args=args)) == [0, 0, 0, 0]
+    assert r.lrange(f"{LANE_PREFIX}acme:0", 0, -1) == ["item-2", "item-1"]
+
+
+def test_intake_turns_over_the_orgs_when_more_wait_than_a_read_holds(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
+    for org in "abcde":
+        r.xadd(INCOMING, {"org_id": org})
+    assert sorted(fetched(intake(scripts, most_out=2, turn=0))) == ["a", "b"]
+    assert sorted(fetched(intake(scripts, most_out=2, turn=4))) == ["a", "e"]
+
+
+def test_intake_stops_taking_in_at_its_byte_budget_and_leaves_the_rest_unread(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
+    for _ in range(250):
+        r.xadd(INCOMING, {"org_id": "o", "payload": "x" * 1000})
+    reply = intake(scripts, most_out=1, most_bytes=150_000)
+    assert reply[0] == 200  # two reads of 100 entries: the budget ran out after the second
+    group = r.xinfo_groups(INCOMING)[0]
+    assert group["lag"] == 50 and group["pending"] == 0
+
+
+def test_intake_fetches_an_entry_deleted_from_the_stream_as_gone(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
+    entry = r.xadd(INCOMING, {"org_id": "o"})
+    intake(scripts, most_out=5)
+    r.xdel(INCOMING, entry)
+    assert intake(scripts, most_out=5)[3:] == ["o", [entry, None]]
+
+
+def test_intake_is_fenced_and_idle_it_gives_the_last_delivered_id(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "someone-else")
+    entry = r.xadd(INCOMING, {"org_id": "o"})
+    with pytest.raises(Exception, match="FENCED"):
+        intake(scripts, most_out=5)
+    assert r.xinfo_groups(INCOMING)[0]["lag"] == 1
+    r.set(BRIDGE_LEASE, "me")
+    intake(scripts, most_out=5)
+    r.delete(f"{INBOX_PREFIX}o", INBOXES)
+    assert intake(scripts, most_out=5) == [0, entry, 0]
 
 
 def commit(scripts: Scripts, lane: str, token: str, count: int, ops: list[Any], now: int = 5000) -> int:
@@ -270,8 +364,9 @@ def test_commit_forgets_a_message_id_so_it_can_be_published_again(r: Any, script
     def duplicate(seen: bytes) -> int:
         entry = r.xadd(INCOMING, {"payload": "x"})
         read(r)
-        return int(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES], args=[
-            GROUP, "me", 5000, dedupe.slot_s(172_800), now_ms, LANE_PREFIX, slot, entry, 1, "acme:0", "i", seen])[1])
+        return int(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES, INBOXES], args=[
+            GROUP, "me", 5000, dedupe.slot_s(172_800), now_ms, LANE_PREFIX, slot, INBOX_PREFIX,
+            entry, INCOMING, 1, "acme:0", "i", seen])[1])
     assert [duplicate(arg), duplicate(neighbour), duplicate(arg)] == [0, 0, 1]
     r.set(Keys.lane_lock("acme:0"), "t")
     assert commit(scripts, "acme:0", "t", 0, dedupe.forget_ops("acme", "wamid.dlq", now_ms, 172_800)) > 0

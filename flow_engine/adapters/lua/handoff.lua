@@ -1,8 +1,15 @@
--- Hand entries of nf:incoming on to their lanes, atomically with their XACK (DESIGN invariant 1).
--- An entry whose XACK returns 0 was handed on before (a re-read after a crash): it is skipped.
+-- Hand entries on to their lanes, atomically with taking them from where the bridge read them
+-- (DESIGN invariant 1): out of their org's inbox (intake.lua; LREM finds them at its head, as the
+-- bridge fetched them from there) or, for entries left pending in nf:incoming by a bridge of before
+-- inboxes, from the group (XACK). An entry that is no longer there (LREM or XACK returns 0) was
+-- handed on before (a re-read after a crash):
+-- it is skipped. An org whose inbox is left empty is taken out of the set of orgs with inboxes.
 -- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] stats hash   KEYS[4] set of lanes holding events
+-- KEYS[5] set of orgs whose inbox holds entries
 -- ARGV[1] group   ARGV[2] lease token   ARGV[3] lease ttl ms   ARGV[4] dedupe slot s   ARGV[5] now ms
--- ARGV[6] lane key prefix   ARGV[7] current dedupe slot   ARGV[8..] per entry: stream id, event count N, then N times lane, item, seen
+-- ARGV[6] lane key prefix   ARGV[7] current dedupe slot   ARGV[8] inbox key prefix
+-- ARGV[9..] per entry: stream id, the key it was read from (nf:incoming or an inbox), event count N,
+--   then N times lane, item, seen
 --   or "" (no WhatsApp message id), or for N = 0 the reason the entry is ignored ("receipt",
 --   "forged-resume"), counted in the stats hash as ignored:<reason> (flat arguments: the items are JSON)
 -- A seen argument is 2 bytes of shard, a 12-byte record, then maybe a key of the former layout
@@ -39,20 +46,28 @@ local function seen_before(seen)
   return false
 end
 local result = {0, 0, 0, 0}
-local i = 8
+local inboxes = {}
+local i = 9
 while i <= #ARGV do
-  local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1
-  local count = tonumber(ARGV[i + 1])
+  local source = ARGV[i + 1]
+  local acked
+  if source == KEYS[1] then
+    acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1
+  else
+    acked = redis.call('LREM', source, 1, ARGV[i]) == 1
+    inboxes[source] = true
+  end
+  local count = tonumber(ARGV[i + 2])
   if count == 0 then
     if acked then
-      local reason = ARGV[i + 2]
+      local reason = ARGV[i + 3]
       redis.call('HINCRBY', KEYS[3], 'ignored:' .. reason, 1)
       if reason == 'forged-resume' then result[4] = result[4] + 1 else result[3] = result[3] + 1 end
     end
-    i = i + 3
+    i = i + 4
   else
     for j = 0, count - 1 do
-      local lane, item, seen = ARGV[i + 2 + 3 * j], ARGV[i + 3 + 3 * j], ARGV[i + 4 + 3 * j]
+      local lane, item, seen = ARGV[i + 3 + 3 * j], ARGV[i + 4 + 3 * j], ARGV[i + 5 + 3 * j]
       if not acked then
         -- handed on before (read again after a crash): skip
       elseif seen ~= '' and seen_before(seen) then
@@ -67,7 +82,12 @@ while i <= #ARGV do
         end
       end
     end
-    i = i + 2 + 3 * count
+    i = i + 3 + 3 * count
+  end
+end
+for inbox in pairs(inboxes) do
+  if redis.call('LLEN', inbox) == 0 then
+    redis.call('SREM', KEYS[5], string.sub(inbox, #ARGV[8] + 1))
   end
 end
 if result[2] > 0 then

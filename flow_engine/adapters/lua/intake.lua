@@ -1,0 +1,88 @@
+-- Fairness between orgs: the bridge's read, in two stages (README "How it works").
+-- 1. Take new entries of nf:incoming in through the group: append each one's id to its org's inbox
+--    (a list of stream ids) and acknowledge it in the same step, so nothing is left pending and an
+--    entry is in exactly one inbox until handoff.lua takes it out, atomically with pushing its events.
+--    Cheap per entry (an id; no parsing, no copy), so it keeps up with a blast. The org is the
+--    entry's `org_id` field as bytes; without one, or longer than ARGV[6] bytes (never a valid org),
+--    the entry goes to the inbox of org "" (and so to the DLQ).
+-- 2. Return the entries at the head of the orgs' inboxes, an equal share of ARGV[9] each (at least
+--    one), starting at org number ARGV[10] of the sorted set when more orgs than ARGV[9] wait, read
+--    from nf:incoming by id: one org's backlog never stands in front of another org's entries.
+--    Nothing is taken out here, so a bridge that dies before handing on fetches them again.
+-- Both stages stop after ARGV[8] bytes of fields, so a call stays short whatever the entries' size.
+-- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] set of orgs whose inbox holds entries
+-- ARGV[1] group   ARGV[2] consumer   ARGV[3] lease token   ARGV[4] lease ttl ms   ARGV[5] most entries in
+-- ARGV[6] longest org id (bytes)   ARGV[7] inbox key prefix   ARGV[8] most bytes   ARGV[9] most entries out
+-- ARGV[10] turn (where to start among the orgs)
+-- Returns {entries taken in, the last id taken in (when idle: the group's last delivered id), orgs with
+--          entries,
+--          then per org fetched: org, {id, fields (flat) or false when the entry is gone from
+--          nf:incoming (deleted by hand before it was handed on), ...}}
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then
+  return redis.error_reply('FENCED bridge lease lost')
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local most_in, longest, most_bytes = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
+local taken, size, last = 0, 0, false
+local known = {}
+while taken < most_in and size < most_bytes do
+  local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', math.min(100, most_in - taken),
+    'STREAMS', KEYS[1], '>')
+  if not reply then break end
+  local ids = {}
+  for n, entry in ipairs(reply[1][2]) do
+    local id, fields = entry[1], entry[2]
+    local org = ''
+    for i = 1, #fields, 2 do  -- a repeated field counts by its last value, as the bridge reads it
+      size = size + #fields[i] + #fields[i + 1]
+      if fields[i] == 'org_id' then org = fields[i + 1] end
+    end
+    if #org > longest then org = '' end
+    redis.call('RPUSH', ARGV[7] .. org, id)
+    if not known[org] then
+      known[org] = true
+      redis.call('SADD', KEYS[3], org)
+    end
+    ids[n] = id
+  end
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+  taken, last = taken + #ids, ids[#ids]
+end
+
+local orgs = redis.call('SMEMBERS', KEYS[3])
+if #orgs == 0 then  -- idle: the bridge waits for entries after the group's last delivered id
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    for i = 1, #group, 2 do
+      if group[i] == 'name' and group[i + 1] ~= ARGV[1] then break end
+      if group[i] == 'last-delivered-id' then return {0, group[i + 1], 0} end
+    end
+  end
+  return {0, '0-0', 0}
+end
+local result = {taken, last, #orgs}
+table.sort(orgs)
+local most_out = tonumber(ARGV[9])
+local turns = math.min(#orgs, most_out)
+local share = math.max(math.floor(most_out / turns), 1)
+local first = tonumber(ARGV[10]) % #orgs
+size = 0
+for t = 0, turns - 1 do
+  if size >= most_bytes then break end
+  local org = orgs[(first + t) % #orgs + 1]
+  local entries = {}
+  for _, id in ipairs(redis.call('LRANGE', ARGV[7] .. org, 0, share - 1)) do
+    local found = redis.call('XRANGE', KEYS[1], id, id)
+    local fields = found[1] and found[1][2] or false
+    entries[#entries + 1] = id
+    entries[#entries + 1] = fields
+    if fields then
+      for i = 1, #fields do size = size + #fields[i] end
+    end
+    if size >= most_bytes then break end
+  end
+  if #entries > 0 then
+    result[#result + 1] = org
+    result[#result + 1] = entries
+  end
+end
+return result
