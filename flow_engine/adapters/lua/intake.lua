@@ -70,9 +70,21 @@ for t = 0, turns - 1 do
   if size >= most_bytes then break end
   local org = orgs[(first + t) % #orgs + 1]
   local entries = {}
-  for _, id in ipairs(redis.call('LRANGE', ARGV[7] .. org, 0, share - 1)) do
-    local found = redis.call('XRANGE', KEYS[1], id, id)
-    local fields = found[1] and found[1][2] or false
+  local ids = redis.call('LRANGE', ARGV[7] .. org, 0, share - 1)
+  -- One XRANGE over the ids' span finds them all when the org's entries are close together (a
+  -- backlog); ids outside a window of twice their number are read one by one.
+  local near = {}
+  if #ids > 1 then
+    for _, entry in ipairs(redis.call('XRANGE', KEYS[1], ids[1], ids[#ids], 'COUNT', 2 * #ids)) do
+      near[entry[1]] = entry[2]
+    end
+  end
+  for _, id in ipairs(ids) do
+    local fields = near[id]
+    if not fields then
+      local found = redis.call('XRANGE', KEYS[1], id, id)
+      fields = found[1] and found[1][2] or false
+    end
     entries[#entries + 1] = id
     entries[#entries + 1] = fields
     if fields then
