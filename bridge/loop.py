@@ -21,7 +21,17 @@ from bridge.routing import route
 from flow_engine import metrics
 from flow_engine.adapters import dedupe
 from flow_engine.adapters.dlq import dlq_entry
-from flow_engine.adapters.keys import BRIDGE_LEASE, DLQ, INBOX_PREFIX, INBOXES, INCOMING, LANE_PREFIX, LANES, STATS
+from flow_engine.adapters.keys import (
+    BRIDGE_LEASE,
+    CONVERSING,
+    DLQ,
+    INBOX_PREFIX,
+    INBOXES,
+    INCOMING,
+    LANE_PREFIX,
+    LANES,
+    STATS,
+)
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret
 from flow_engine.clock import now_ms
@@ -41,6 +51,7 @@ INTAKE_ENTRIES = 5_000
 READ_BYTES = 4 * 1024 * 1024
 INBOX_SOURCE_PREFIX = INBOX_PREFIX.encode()
 INCOMING_SOURCE = INCOMING.encode()
+CONVERSING_KEPT_MS = 60_000  # marks older than this are dropped from CONVERSING
 
 
 def _fields(flat: list[bytes]) -> dict[bytes, bytes]:
@@ -175,9 +186,22 @@ class Bridge:
             metrics.ignored.labels("duplicate").inc(int(result[1]))
             metrics.ignored.labels("receipt").inc(int(result[2]))
             metrics.ignored.labels("forged-resume").inc(int(result[3]))
+            conversing: dict[str, int] = {}
             for raw in result[4:]:
                 lane = raw.decode() if isinstance(raw, bytes) else raw
-                self.enqueue(lane, routed.conversational(lane))
+                conversational = routed.conversational(lane)
+                self.enqueue(lane, conversational)
+                if conversational:
+                    conversing[lane.rsplit(":", 1)[0]] = at_ms
+            if conversing:
+                self.mark_conversing(conversing, at_ms)
+
+    def mark_conversing(self, orgs: dict[str, int], at_ms: int) -> None:
+        """Tell workers which orgs are having conversations now (see Runtime.batch_size)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(CONVERSING, orgs)
+        pipe.zremrangebyscore(CONVERSING, "-inf", at_ms - CONVERSING_KEPT_MS)
+        pipe.execute()
 
     # -- the loop -------------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
 from flow_engine.adapters.failures import dlq_text, is_permanent, log_text
-from flow_engine.adapters.keys import DLQ, LANES, NEW_LANES_QUEUE, STATS, TIMER_WAKE, Keys
+from flow_engine.adapters.keys import CONVERSING, DLQ, LANES, NEW_LANES_QUEUE, STATS, TIMER_WAKE, Keys
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
 from flow_engine.clock import now_ms
@@ -34,6 +34,11 @@ log = logging.getLogger("flow_engine.runtime")
 # Output of one commit script, at most (one event's may reach FLOW_ENGINE_MAX_OUTPUT_BYTES): a batch
 # stops growing here, so no commit holds Redis for long (about 10 ms for 4 MiB).
 COMMIT_BYTES = 4 * 1024 * 1024
+# While another org is having conversations (the bridge armed a lane of it within CONVERSING_WITHIN_MS),
+# a lane takes at most this many events a batch: a quiet org's message then waits for a worker process
+# about a quarter of a full batch (FLOW_ENGINE_LANE_BATCH, 400). Alone, an org keeps full batches.
+CONVERSING_BATCH = 100
+CONVERSING_WITHIN_MS = 2_000
 
 
 
@@ -88,7 +93,7 @@ class Runtime:
         singles = 0  # after a failed batch, its events run one at a time: a failure is the head's
         try:
             while True:
-                raw = self.redis.lrange(Keys.lane(lane), 0, (1 if singles else self.settings.lane_batch) - 1)
+                raw = self.redis.lrange(Keys.lane(lane), 0, (1 if singles else self.batch_size(lane)) - 1)
                 try:
                     left = self._process(lane, token, raw)
                 except Exception as exc:
@@ -115,6 +120,15 @@ class Runtime:
         finally:
             with contextlib.suppress(Exception):  # Redis is down: the lock expires by itself
                 self.scripts.release(keys=[lock], args=[token])
+
+    def batch_size(self, lane: str) -> int:
+        """Events to take from `lane` at once: fewer while another org is having conversations, so
+        that its messages wait less for a worker process busy with this lane's backlog."""
+        if self.settings.lane_batch <= CONVERSING_BATCH:
+            return self.settings.lane_batch
+        org = lane.rsplit(":", 1)[0]
+        recent = self.redis.zrangebyscore(CONVERSING, now_ms() - CONVERSING_WITHIN_MS, "+inf", start=0, num=2)
+        return CONVERSING_BATCH if any(other != org for other in recent) else self.settings.lane_batch
 
     def _new_lanes_waiting(self) -> bool:
         """Whether a lane that was idle waits for a worker (a quiet org's message): then a busy lane

@@ -19,6 +19,9 @@ LANES = "fe:lanes"  # set of the lanes that hold events (a lane is "{org}:{n}": 
 # orgs whose inbox holds entries. The bridge reads a share of every org's inbox in turn (fairness).
 INBOX_PREFIX = "fe:inbox:"
 INBOXES = "fe:inboxes"
+# ZSET org (as in lane ids) -> when (ms) the bridge last armed a lane of it while it was having
+# conversations: a worker draining another org's backlog takes smaller batches meanwhile (runtime.py).
+CONVERSING = "fe:conversing"
 BRIDGE_LEASE = "fe:bridge:lease"  # the one bridge allowed to hand entries on (keeps stream order)
 TIMER_WAKE = "fe:timers:wake"  # pub/sub channel: an earlier timer was added
 STATS = "fe:stats"  # hash of counters kept by scripts (duplicates, ignored:<reason>, waits)
