@@ -7,7 +7,11 @@ from __future__ import annotations
 import json
 
 from flow_engine import ops
-from flow_engine.adapters.keys import INCOMING, OUTBOX
+from flow_engine.adapters.keys import CONVERSING, INCOMING, OUTBOX, Keys, part
+from flow_engine.adapters.scripts import connect
+from flow_engine.clock import now_ms
+from flow_engine.runtime import CONVERSING_BATCH, Runtime
+from flow_engine.settings import Settings
 from tests.devstack import Stack
 from tests.runtime.conftest import new_org
 
@@ -85,3 +89,23 @@ def test_a_quiet_orgs_messages_written_behind_a_loud_blast_are_not_answered_afte
     # Read in stream order, the quiet messages would come after the whole blast was handed on.
     assert max(loud_before.values()) <= 1_600, loud_before
     print("fairness, written behind the blast:", json.dumps({"loud_answered_before_each_quiet_answer": loud_before}))
+
+
+def test_a_lane_takes_smaller_batches_only_while_another_org_has_conversations(redis_url: str,
+                                                                               database_url: str) -> None:
+    r = connect(redis_url)
+    loud, quiet = new_org(), new_org()
+    lane = Keys.lane_id(loud, 5)
+    rt = Runtime(Settings(redis_url=redis_url, database_url=database_url))
+    try:
+        r.delete(CONVERSING)
+        assert rt.batch_size(lane) == 400  # FLOW_ENGINE_LANE_BATCH
+        r.zadd(CONVERSING, {part(loud): now_ms()})  # its own conversations do not count
+        assert rt.batch_size(lane) == 400
+        r.zadd(CONVERSING, {part(quiet): now_ms() - 5_000})  # over
+        assert rt.batch_size(lane) == 400
+        r.zadd(CONVERSING, {part(quiet): now_ms()})
+        assert rt.batch_size(lane) == CONVERSING_BATCH == 100
+    finally:
+        rt.close()
+        r.delete(CONVERSING)
