@@ -72,7 +72,7 @@ class Bridge:
         self.former_seen_checked_ms = -FORMER_SEEN_EVERY_MS  # when keys of the former dedupe layout were looked for
         self.former_seen = True
         self.group_ready = False  # the consumer group is known to exist
-        self.turn = 0  # where the next read starts among the orgs with inboxes, when not all fit
+        self.cursor: bytes | str = "0"  # where the next read goes on among the orgs with inboxes (SSCAN)
 
     def ensure_group(self) -> None:
         with contextlib.suppress(GroupExists):
@@ -127,17 +127,15 @@ class Bridge:
         reply = self.scripts.intake(
             keys=[INCOMING, BRIDGE_LEASE, INBOXES],
             args=[self.settings.group, self.settings.consumer, self.token, self.lease_ms(), INTAKE_ENTRIES,
-                  MAX_ORG_CHARS * 4, INBOX_PREFIX, READ_BYTES, self.settings.read_batch, self.turn],
+                  MAX_ORG_CHARS * 4, INBOX_PREFIX, READ_BYTES, self.settings.read_batch, self.cursor],
         )
-        taken, last_id, orgs = int(reply[0]), reply[1], int(reply[2])
+        taken, last_id, self.cursor = int(reply[0]), reply[1], reply[2]
         entries: list[Entry] = []
         for at in range(3, len(reply), 2):
             source, flat = INBOX_SOURCE_PREFIX + reply[at], reply[at + 1]
             for n in range(0, len(flat), 2):
                 fields = flat[n + 1]
                 entries.append((flat[n], None if fields is None else _fields(fields), source))
-        if orgs > self.settings.read_batch:  # not every org got a share: the next read starts after these
-            self.turn = (self.turn + self.settings.read_batch) % orgs
         if entries:
             self.hand_on(entries)
         elif not taken:  # nothing waits: sleep until an entry arrives after the last one taken in

@@ -139,9 +139,10 @@ def test_dead_letter_moves_an_entry_to_the_dlq_once(r: Any, scripts: Scripts) ->
     assert [fields for _id, fields in r.xrange(DLQ)] == [{"payload": "{bad", "error": "invalid-payload"}]
 
 
-def intake(scripts: Scripts, most_out: int, turn: int = 0, most_in: int = 5000, most_bytes: int = 1 << 22) -> list[Any]:
+def intake(scripts: Scripts, most_out: int, cursor: str = "0", most_in: int = 5000,
+           most_bytes: int = 1 << 22) -> list[Any]:
     return list(scripts.intake(keys=[INCOMING, BRIDGE_LEASE, INBOXES],
-                               args=[GROUP, "c1", "me", 5000, most_in, 16, INBOX_PREFIX, most_bytes, most_out, turn]))
+                               args=[GROUP, "c1", "me", 5000, most_in, 16, INBOX_PREFIX, most_bytes, most_out, cursor]))
 
 
 def fetched(reply: list[Any]) -> dict[str, list[str]]:
@@ -155,12 +156,13 @@ def test_intake_takes_every_entry_into_its_orgs_inbox_and_fetches_a_share_of_eac
     quiet = r.xadd(INCOMING, {"org_id": "quiet", "n": "q"})
     odd = [r.xadd(INCOMING, {"payload": "no org"}), r.xadd(INCOMING, {"org_id": "x" * 17})]
     reply = intake(scripts, most_out=10)
-    assert reply[:3] == [33, odd[-1], 3]  # taken in, the last id, orgs with inboxes
+    assert reply[:3] == [33, odd[-1], "0"]  # taken in, the last id, the cursor (all orgs read)
     # A share of 10 // 3 each, in inbox (stream) order; the quiet org's entry is not behind the loud 30.
     assert fetched(reply) == {"": odd, "loud": loud[:3], "quiet": [quiet]}
-    # Orgs come sorted, each with its entries' ids and fields (read from nf:incoming).
-    assert reply[5:7] == ["loud", [loud[0], ["org_id", "loud", "n", "0"], loud[1], ["org_id", "loud", "n", "1"],
-                                  loud[2], ["org_id", "loud", "n", "2"]]]
+    # Each org with its entries' ids and fields (read from nf:incoming).
+    at = reply.index("loud")
+    assert reply[at:at + 2] == ["loud", [loud[0], ["org_id", "loud", "n", "0"], loud[1], ["org_id", "loud", "n", "1"],
+                                         loud[2], ["org_id", "loud", "n", "2"]]]
     assert r.xpending(INCOMING, GROUP)["pending"] == 0  # acknowledged as taken in: nothing pending
     assert r.lrange(f"{INBOX_PREFIX}loud", 0, -1) == loud and r.smembers(INBOXES) == {"", "loud", "quiet"}
     # Nothing is taken out by reading: the next read fetches the same heads (a bridge died meanwhile).
@@ -182,12 +184,25 @@ def test_handoff_takes_entries_out_of_their_inbox_once_and_forgets_an_emptied_in
     assert r.lrange(f"{LANE_PREFIX}acme:0", 0, -1) == ["item-2", "item-1"]
 
 
-def test_intake_turns_over_the_orgs_when_more_wait_than_a_read_holds(r: Any, scripts: Scripts) -> None:
+def test_intake_serves_many_orgs_a_chunk_a_read_and_every_one_in_turn(r: Any, scripts: Scripts) -> None:
     r.set(BRIDGE_LEASE, "me")
-    for org in "abcde":
+    for org in "abcde":  # a few: every read serves all, one entry each at least
         r.xadd(INCOMING, {"org_id": org})
-    assert sorted(fetched(intake(scripts, most_out=2, turn=0))) == ["a", "b"]
-    assert sorted(fetched(intake(scripts, most_out=2, turn=4))) == ["a", "e"]
+    assert sorted(fetched(intake(scripts, most_out=2))) == ["a", "b", "c", "d", "e"]
+    orgs = [f"org{n}" for n in range(1000)]  # many: a chunk a read, so a read costs the same
+    pipe = r.pipeline(transaction=False)
+    for org in orgs:
+        pipe.xadd(INCOMING, {"org_id": org})
+    pipe.execute()
+    served: list[str] = []
+    reply = intake(scripts, most_out=20)
+    assert reply[2] != "0" and len(fetched(reply)) <= 300
+    served += fetched(reply)
+    while reply[2] != "0":
+        reply = intake(scripts, most_out=20, cursor=reply[2])
+        assert len(fetched(reply)) <= 300
+        served += fetched(reply)
+    assert set(served) == set(orgs) | set("abcde")
 
 
 def test_intake_stops_taking_in_at_its_byte_budget_and_leaves_the_rest_unread(r: Any, scripts: Scripts) -> None:
@@ -217,7 +232,7 @@ def test_intake_is_fenced_and_idle_it_gives_the_last_delivered_id(r: Any, script
     r.set(BRIDGE_LEASE, "me")
     intake(scripts, most_out=5)
     r.delete(f"{INBOX_PREFIX}o", INBOXES)
-    assert intake(scripts, most_out=5) == [0, entry, 0]
+    assert intake(scripts, most_out=5) == [0, entry, "0"]
 
 
 def commit(scripts: Scripts, lane: str, token: str, count: int, ops: list[Any], now: int = 5000) -> int:

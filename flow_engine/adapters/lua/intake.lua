@@ -6,16 +6,16 @@
 --    entry's `org_id` field as bytes; without one, or longer than ARGV[6] bytes (never a valid org),
 --    the entry goes to the inbox of org "" (and so to the DLQ).
 -- 2. Return the entries at the head of the orgs' inboxes, an equal share of ARGV[9] each (at least
---    one), starting at org number ARGV[10] of the sorted set when more orgs than ARGV[9] wait, read
---    from nf:incoming by id: one org's backlog never stands in front of another org's entries.
+--    one), for the orgs of a chunk of the set scanned from cursor ARGV[10] (all of them up to 128),
+--    read from nf:incoming by id: one org's backlog never stands in front of another org's entries.
 --    Nothing is taken out here, so a bridge that dies before handing on fetches them again.
 -- Both stages stop after ARGV[8] bytes of fields, so a call stays short whatever the entries' size.
 -- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] set of orgs whose inbox holds entries
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] lease token   ARGV[4] lease ttl ms   ARGV[5] most entries in
 -- ARGV[6] longest org id (bytes)   ARGV[7] inbox key prefix   ARGV[8] most bytes   ARGV[9] most entries out
--- ARGV[10] turn (where to start among the orgs)
--- Returns {entries taken in, the last id taken in (when idle: the group's last delivered id), orgs with
---          entries,
+-- ARGV[10] SSCAN cursor over the orgs with entries ("0" to start)
+-- Returns {entries taken in, the last id taken in (when idle: the group's last delivered id), the
+--          cursor for the next read,
 --          then per org fetched: org, {id, fields (flat) or false when the entry is gone from
 --          nf:incoming (deleted by hand before it was handed on), ...}}
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then
@@ -49,26 +49,30 @@ while taken < most_in and size < most_bytes do
   taken, last = taken + #ids, ids[#ids]
 end
 
-local orgs = redis.call('SMEMBERS', KEYS[3])
-if #orgs == 0 then  -- idle: the bridge waits for entries after the group's last delivered id
+if redis.call('SCARD', KEYS[3]) == 0 then  -- idle: the bridge waits for entries after the last one
   for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
     for i = 1, #group, 2 do
       if group[i] == 'name' and group[i + 1] ~= ARGV[1] then break end
-      if group[i] == 'last-delivered-id' then return {0, group[i + 1], 0} end
+      if group[i] == 'last-delivered-id' then return {0, group[i + 1], '0'} end
     end
   end
-  return {0, '0-0', 0}
+  return {0, '0-0', '0'}
 end
-local result = {taken, last, #orgs}
-table.sort(orgs)
+-- The orgs served by this read: a chunk of the set from the bridge's cursor (SSCAN), so a read costs
+-- about the same however many orgs wait (SSCAN visits 128 slots at least: a set of up to about 128
+-- orgs is served whole by every read).
 local most_out = tonumber(ARGV[9])
-local turns = math.min(#orgs, most_out)
-local share = math.max(math.floor(most_out / turns), 1)
-local first = tonumber(ARGV[10]) % #orgs
+local cursor, orgs = ARGV[10], {}
+repeat
+  local scanned = redis.call('SSCAN', KEYS[3], cursor, 'COUNT', math.max(most_out, 128))
+  cursor = scanned[1]
+  for _, org in ipairs(scanned[2]) do orgs[#orgs + 1] = org end
+until #orgs > 0 or cursor == '0'
+local result = {taken, last, cursor}
+local share = math.max(math.floor(most_out / math.max(#orgs, 1)), 1)
 size = 0
-for t = 0, turns - 1 do
+for _, org in ipairs(orgs) do
   if size >= most_bytes then break end
-  local org = orgs[(first + t) % #orgs + 1]
   local entries = {}
   local ids = redis.call('LRANGE', ARGV[7] .. org, 0, share - 1)
   -- One XRANGE over the ids' span finds them all when the org's entries are close together (a
