@@ -29,6 +29,18 @@ def blast_entry(org: str, n: int) -> dict[str, str]:
             "payload": json.dumps({"entry": [{"changes": [{"value": {"messages": [message]}}]}]})}
 
 
+def loud_answers_before_each_quiet_answer(stack: Stack, loud: str, quiet: str, blast: int) -> dict[str, int]:
+    """For each quiet answer ("eco: q0".."eco: q2"), how many loud answers the outbox holds before it;
+    checks that every quiet message and all `blast` loud ones were answered."""
+    order = [(fields["org_id"], fields["text"]) for _id, fields in stack.redis.xrange(OUTBOX)
+             if fields["org_id"] in (loud, quiet)]
+    loud_before = {text: sum(1 for org, _ in order[:i] if org == loud)
+                   for i, (org, text) in enumerate(order) if org == quiet}
+    assert sorted(loud_before) == ["eco: q0", "eco: q1", "eco: q2"]
+    assert sum(1 for org, _ in order if org == loud) == blast  # the loud org lost nothing
+    return loud_before
+
+
 def test_a_quiet_org_is_answered_while_a_loud_orgs_backlog_waits(stack: Stack) -> None:
     loud, quiet = new_org(), new_org()
     stack.load_flow(loud, ECHO)
@@ -45,12 +57,7 @@ def test_a_quiet_org_is_answered_while_a_loud_orgs_backlog_waits(stack: Stack) -
     quiet_ids = [stack.send(quiet, f"52180000{n}", f"q{n}") for n in range(3)]
     stack.wait_outbox(quiet, 3, timeout_s=60)
     stack.settled(timeout_s=120)
-    order = [(fields["org_id"], fields["text"]) for _id, fields in stack.redis.xrange(OUTBOX)
-             if fields["org_id"] in (loud, quiet)]
-    loud_before = {text: sum(1 for org, _ in order[:i] if org == loud)
-                   for i, (org, text) in enumerate(order) if org == quiet}
-    assert sorted(loud_before) == ["eco: q0", "eco: q1", "eco: q2"]
-    assert sum(1 for org, _ in order if org == loud) == BLAST  # the loud org lost nothing
+    loud_before = loud_answers_before_each_quiet_answer(stack, loud, quiet, BLAST)
     # Each quiet answer came while most of the blast was still waiting: at most one turn of each
     # worker process (a batch of up to FLOW_ENGINE_LANE_BATCH events) after the quiet message.
     sent_at = min(int(i.split("-")[0]) for i in quiet_ids)
@@ -77,12 +84,7 @@ def test_a_quiet_orgs_messages_written_behind_a_loud_blast_are_not_answered_afte
     stack["bridge0"].start()
     stack.wait_outbox(quiet, 3, timeout_s=60)
     stack.settled(timeout_s=180)
-    order = [(fields["org_id"], fields["text"]) for _id, fields in stack.redis.xrange(OUTBOX)
-             if fields["org_id"] in (loud, quiet)]
-    loud_before = {text: sum(1 for org, _ in order[:i] if org == loud)
-                   for i, (org, text) in enumerate(order) if org == quiet}
-    assert sorted(loud_before) == ["eco: q0", "eco: q1", "eco: q2"]
-    assert sum(1 for org, _ in order if org == loud) == BLAST_AHEAD  # the loud org lost nothing
+    loud_before = loud_answers_before_each_quiet_answer(stack, loud, quiet, BLAST_AHEAD)
     # Written after all 30,000, each quiet message is answered after at most a share of the bridge's
     # first reads (FLOW_ENGINE_READ_BATCH) and a batch of each worker process of the loud org's
     # answers: the bridge takes every entry into its org's inbox and reads the orgs' inboxes in turn.
