@@ -29,7 +29,7 @@ while taken < most_in and size < most_bytes do
   local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', math.min(100, most_in - taken),
     'STREAMS', KEYS[1], '>')
   if not reply then break end
-  local ids = {}
+  local ids, by_org, orgs = {}, {}, {}
   for n, entry in ipairs(reply[1][2]) do
     local id, fields = entry[1], entry[2]
     local org = ''
@@ -38,12 +38,21 @@ while taken < most_in and size < most_bytes do
       if fields[i] == 'org_id' then org = fields[i + 1] end
     end
     if #org > longest then org = '' end
-    redis.call('RPUSH', ARGV[7] .. org, id)
+    local list = by_org[org]
+    if not list then
+      list = {}
+      by_org[org] = list
+      orgs[#orgs + 1] = org
+    end
+    list[#list + 1] = id
+    ids[n] = id
+  end
+  for _, org in ipairs(orgs) do  -- one RPUSH per org and read, in stream order within the org
+    redis.call('RPUSH', ARGV[7] .. org, unpack(by_org[org]))
     if not known[org] then
       known[org] = true
       redis.call('SADD', KEYS[3], org)
     end
-    ids[n] = id
   end
   redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
   taken, last = taken + #ids, ids[#ids]
