@@ -46,7 +46,7 @@ Entry = tuple[bytes, dict[bytes, bytes] | None, bytes]
 FORMER_SEEN_EVERY_MS = 600_000
 # Entries taken into the orgs' inboxes per read (lua/intake.lua): many more than are handed on, so
 # the intake keeps ahead of a blast and a quiet org's entry reaches its inbox within a read or two.
-INTAKE_ENTRIES = 5_000
+INTAKE_ENTRIES = 2_000
 # Bytes of fields each stage of a read stops after: a read holds Redis for a few ms at most.
 READ_BYTES = 4 * 1024 * 1024
 INBOX_SOURCE_PREFIX = INBOX_PREFIX.encode()
