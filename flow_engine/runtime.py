@@ -4,7 +4,6 @@ the Redis effects and remove the events in one fenced script (DESIGN §2 invaria
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -26,6 +25,7 @@ from flow_engine.core.control import Control
 from flow_engine.core.conversation import handle
 from flow_engine.core.ids import derive_own
 from flow_engine.core.inbound import Event, Message, lane_key
+from flow_engine.core.jsontext import compact
 from flow_engine.core.outcome import Outcome, WaitState, apply_attribute_effects
 from flow_engine.errors import LaneFailure as LaneFailure  # raised here; tasks.py imports it from here
 from flow_engine.settings import Settings
@@ -220,7 +220,7 @@ class Runtime:
         left = self.scripts.commit(
             keys=[Keys.lane(lane), Keys.lane_lock(lane), Keys.lane_armed(lane), self.keys.timers, STATS, LANES],
             args=[token, count, self.settings.lock_ttl_ms, timestamp, TIMER_WAKE,
-                  json.dumps(ops, ensure_ascii=False, separators=(",", ":")), lane],
+                  compact(ops), lane],
         )
         return int(left)
 

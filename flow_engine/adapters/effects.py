@@ -8,6 +8,7 @@ from typing import Any
 
 from flow_engine.adapters.keys import HANDOFFS, OUTBOX, WEBHOOKS, Keys, handoff_member, ignored_field
 from flow_engine.core.inbound import Event
+from flow_engine.core.jsontext import compact
 from flow_engine.core.outcome import OutboxMessage, Outcome, WaitState, WebhookEvent
 
 Op = list[Any]
@@ -34,7 +35,7 @@ def dump_wait(wait: WaitState) -> str:
     optional = [fields[name] for name in OPTIONAL_WAIT_FIELDS]
     while optional and optional[-1] == _UNSET[len(optional) - 1]:
         optional.pop()
-    return json.dumps(values + optional, ensure_ascii=False, separators=(",", ":"))
+    return compact(values + optional)
 
 
 def load_wait(raw: str | None) -> WaitState | None:

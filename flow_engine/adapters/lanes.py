@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from flow_engine.adapters.keys import INCOMING
 from flow_engine.adapters.scripts import RedisClient
 from flow_engine.core.inbound import Event, Message, Release, Resume
+from flow_engine.core.jsontext import compact
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def encode(stream_id: str, index: int, event: Event) -> str:
         body = ["c", event.key, event.org_id, event.channel_id, event.contact, "release"]
     else:
         body = ["r", event.key, event.org_id, event.channel_id, event.contact, event.token, event.reason]
-    return json.dumps([stream_id, index, body], ensure_ascii=False, separators=(",", ":"))
+    return compact([stream_id, index, body])
 
 
 def decode(raw: str) -> Item:

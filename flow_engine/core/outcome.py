@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from flow_engine.core.inbound import Resume
+from flow_engine.core.jsontext import compact
 
 _T = TypeVar("_T")
 
@@ -28,10 +28,6 @@ class cached_property(Generic[_T]):
             return self
         value = obj.__dict__[self.name] = self.func(obj)
         return value
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -73,7 +69,7 @@ class OutboxMessage(_Entry):
     @cached_property
     def _fields(self) -> dict[str, str]:
         # Encoded once: the output cap measures it and the commit writes it.
-        content = self.content if self.type == "text" else _json(self.content)
+        content = self.content if self.type == "text" else compact(self.content)
         return {
             "org_id": self.org_id,
             "channel_id": self.channel_id,
@@ -102,7 +98,7 @@ class WebhookEvent(_Entry):
             "type": self.type,
             "event_id": self.event_id,
             "ts": str(self.ts_ms),
-            "body": _json(self.body),
+            "body": compact(self.body),
         }
 
 
@@ -141,7 +137,7 @@ def tags_of(attributes: Mapping[str, Any]) -> list[str]:
     """A contact's tags as a sorted list of texts without duplicates (whatever the attribute holds)."""
     value = attributes.get(TAGS)
     items = value if isinstance(value, list) else []
-    return sorted({item if isinstance(item, str) else _json(item) for item in items})
+    return sorted({item if isinstance(item, str) else compact(item) for item in items})
 
 
 def with_tag(attributes: Mapping[str, Any], tag: str, present: bool) -> list[str]:
@@ -182,7 +178,7 @@ class Timer:
     def member(self) -> str:
         """The timer's ZSET member, also the `engine_resume` field it is published with:
         [reason, token, org_id, channel_id, contact]. Compact, as a million may be pending."""
-        return _json([self.reason, self.token, self.org_id, self.channel_id, self.contact])
+        return compact([self.reason, self.token, self.org_id, self.channel_id, self.contact])
 
     def resume(self) -> Resume:
         """The event this timer becomes when it is due."""
