@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -9,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, literal_column, or_, select, text, update
+from sqlalchemy import Engine, and_, bindparam, func, insert, literal_column, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from flow_engine.adapters.db import ContactRow, FlowRow, FlowRunRow
@@ -81,15 +82,22 @@ def contact_id(org_id: str, contact: str) -> str:
     return derive("contact", org_id, contact)
 
 
+# The statements of every batch are built once: SQLAlchemy keys its compiled form by the statement's
+# cache key, which it computes once per statement object (a new object per batch cost both each time).
+_CONTACTS_BY_PHONE = select(ContactRow.id, ContactRow.wa_id, ContactRow.phone, ContactRow.name,
+                            ContactRow.attributes).where(
+    ContactRow.org_id == bindparam("org_id"),
+    or_(ContactRow.wa_id.in_(bindparam("wanted", expanding=True)),
+        ContactRow.phone.in_(bindparam("wanted", expanding=True))),
+)
+
+
 def load_contacts(engine: Engine, org_id: str, phones: Iterable[str]) -> dict[str, StoredContact]:
     """Contacts of one org by wa_id or phone; unknown ones get an empty snapshot."""
     wanted = sorted(set(phones))
     found: dict[str, StoredContact] = {}
-    query = select(ContactRow.id, ContactRow.wa_id, ContactRow.phone, ContactRow.name, ContactRow.attributes).where(
-        ContactRow.org_id == org_id, or_(ContactRow.wa_id.in_(wanted), ContactRow.phone.in_(wanted))
-    )
     with engine.connect() as conn:
-        for row in conn.execute(query):
+        for row in conn.execute(_CONTACTS_BY_PHONE, {"org_id": org_id, "wanted": wanted}):
             key = row.wa_id if row.wa_id in wanted else row.phone
             attributes = row.attributes if isinstance(row.attributes, dict) else {}
             found.setdefault(key, StoredContact(row.id, Contact(key, row.name or "", attributes)))
@@ -148,34 +156,14 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
     with engine.begin() as conn:
         dialect = engine.dialect.name
         if runs:
-            insert = (postgresql if dialect == "postgresql" else sqlite).insert(FlowRunRow)
-            # RETURNING lets SQLAlchemy send the rows as one multi-row statement ("insertmanyvalues")
-            # instead of one statement per row; the ids within a batch are distinct.
-            conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[FlowRunRow.id],
-                    set_={
-                        "status": insert.excluded.status,
-                        "last_step": insert.excluded.last_step,
-                        "context": insert.excluded.context,
-                        "updated_at": insert.excluded.updated_at,
-                        "trail": literal_column(_TRAIL_MERGE[dialect == "postgresql"]),
-                        "trail_count": literal_column(_TRAIL_COUNT[dialect == "postgresql"]),
-                    },
-                    # a run id is derived from its event; whatever an entry claims, it never
-                    # changes another org's row
-                    where=FlowRunRow.org_id == insert.excluded.org_id,
-                ).returning(FlowRunRow.id),
-                list(runs.values()),
-            ).all()
+            conn.execute(_run_upsert(dialect), list(runs.values())).all()
         touched = sorted(set(patches) | set(names) | set(tag_changes))
         created = [who for who in touched if contacts[who].id is None]
         for who in created:
             contacts[who].id = contact_id(*who)
         if created:
-            insert = (postgresql if dialect == "postgresql" else sqlite).insert(ContactRow)
             conn.execute(
-                insert.on_conflict_do_nothing(index_elements=[ContactRow.id]),
+                _contact_insert(dialect),
                 [{"id": contacts[who].id, "org_id": who[0], "wa_id": who[1], "phone": who[1], "name": names.get(who),
                   "attributes": {}, "created_at": created_at, "updated_at": now} for who in created],
             )
@@ -201,6 +189,35 @@ def apply_outcomes(engine: Engine, applied: Sequence[Applied], contacts: dict[tu
                 _sqlite_merge_unaddressable(conn, str(contacts[who].id), rest)
             if who in tag_changes:
                 _sqlite_change_tags(conn, str(contacts[who].id), tag_changes[who])
+
+
+@functools.cache
+def _run_upsert(dialect: str) -> Any:
+    """The upsert of a batch's flow_runs rows (built once per dialect, see _CONTACTS_BY_PHONE)."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(FlowRunRow)
+    # RETURNING lets SQLAlchemy send the rows as one multi-row statement ("insertmanyvalues")
+    # instead of one statement per row; the ids within a batch are distinct.
+    return insert.on_conflict_do_update(
+        index_elements=[FlowRunRow.id],
+        set_={
+            "status": insert.excluded.status,
+            "last_step": insert.excluded.last_step,
+            "context": insert.excluded.context,
+            "updated_at": insert.excluded.updated_at,
+            "trail": literal_column(_TRAIL_MERGE[dialect == "postgresql"]),
+            "trail_count": literal_column(_TRAIL_COUNT[dialect == "postgresql"]),
+        },
+        # a run id is derived from its event; whatever an entry claims, it never
+        # changes another org's row
+        where=FlowRunRow.org_id == insert.excluded.org_id,
+    ).returning(FlowRunRow.id)
+
+
+@functools.cache
+def _contact_insert(dialect: str) -> Any:
+    """The insert of a batch's new contacts (built once per dialect, see _CONTACTS_BY_PHONE)."""
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(ContactRow)
+    return insert.on_conflict_do_nothing(index_elements=[ContactRow.id])
 
 
 def _tag_args(changes: dict[str, bool]) -> dict[str, str]:
