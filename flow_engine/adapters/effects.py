@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from flow_engine.adapters.keys import HANDOFFS, OUTBOX, WEBHOOKS, Keys, handoff_member, ignored_field
@@ -12,10 +11,6 @@ from flow_engine.core.jsontext import compact
 from flow_engine.core.outcome import OutboxMessage, Outcome, WaitState, WebhookEvent
 
 Op = list[Any]
-
-
-def _flat(fields: Mapping[str, str]) -> list[str]:
-    return [part for item in fields.items() for part in item]
 
 
 # A wait is stored as a JSON array in this order: compact, as a million may be pending. New fields go
@@ -55,17 +50,17 @@ def outcome_ops(keys: Keys, event: Event, outcome: Outcome) -> list[Op]:
     ops: list[Op] = []
     for effect in outcome.effects:
         if isinstance(effect, OutboxMessage):
-            ops.append(["x", OUTBOX, _flat(effect.fields())])
+            ops.append(["x", OUTBOX, effect.flat()])
         elif isinstance(effect, WebhookEvent):
-            ops.append(["x", WEBHOOKS, _flat(effect.fields())])
+            ops.append(["x", WEBHOOKS, effect.flat()])
     if outcome.wait_changed:
         wait_key = keys.wait(event.org_id, event.channel_id, event.contact)
         ops.append(["u", wait_key] if outcome.wait_after is None else ["w", wait_key, dump_wait(outcome.wait_after)])
-        who = handoff_member(event.org_id, event.channel_id, event.contact)
         if outcome.handed_off and outcome.wait_after is not None:  # the index of contacts with an agent
-            ops.append(["a", HANDOFFS, str(outcome.wait_after.since_ms or 0), who])
+            ops.append(["a", HANDOFFS, str(outcome.wait_after.since_ms or 0),
+                        handoff_member(event.org_id, event.channel_id, event.contact)])
         elif outcome.released_from_agent:
-            ops.append(["b", HANDOFFS, who])
+            ops.append(["b", HANDOFFS, handoff_member(event.org_id, event.channel_id, event.contact)])
     ops.extend(["r", timer.member()] for timer in outcome.timers_cancel)
     ops.extend(["z", str(timer.due_ms), timer.member()] for timer in outcome.timers_add)
     if outcome.ignored:

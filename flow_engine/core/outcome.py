@@ -48,9 +48,13 @@ class _Entry:
     def fields(self) -> dict[str, str]:
         return dict(self._fields)
 
-    @cached_property
+    def flat(self) -> list[str]:
+        """The fields as the commit's XADD takes them: name, value, name, value..."""
+        return [part for item in self._fields.items() for part in item]
+
+    @property
     def chars(self) -> int:
-        """The size of the entry's field values (what the output cap counts)."""
+        """The size of the entry's field values (what the output cap counts, once per entry)."""
         return sum(map(len, self._fields.values()))
 
 
@@ -130,6 +134,7 @@ class TagWrite:
 
 
 Effect = OutboxMessage | WebhookEvent | AttributeWrite | TagWrite | Jumped
+_CONTACT_EFFECTS = (AttributeWrite, TagWrite)
 TAGS = "tags"  # the contact attribute add_tag / remove_tag keep
 
 
@@ -322,26 +327,32 @@ class Outcome:
     # never changed (dataclasses.replace makes a new one, with empty caches).
     @cached_property
     def outbox(self) -> tuple[OutboxMessage, ...]:
-        return tuple(e for e in self.effects if type(e) is OutboxMessage)
+        return tuple([e for e in self.effects if type(e) is OutboxMessage])
 
     @cached_property
     def webhooks(self) -> tuple[WebhookEvent, ...]:
-        return tuple(e for e in self.effects if type(e) is WebhookEvent)
+        return tuple([e for e in self.effects if type(e) is WebhookEvent])
 
     @cached_property
     def attributes(self) -> tuple[AttributeWrite, ...]:
         """Attribute writes in order: a later write of a key wins."""
-        return tuple(e for e in self.effects if type(e) is AttributeWrite)
+        return tuple([e for e in self.effects if type(e) is AttributeWrite])
 
     @cached_property
     def output_chars(self) -> int:
         """The size of what this outcome writes to the output streams (field values, in characters)."""
-        return sum(e.chars for e in self.outbox) + sum(e.chars for e in self.webhooks)
+        total = 0
+        for effect in self.effects:
+            if type(effect) is OutboxMessage or type(effect) is WebhookEvent:
+                total += effect.chars
+        return total
 
-    @property
+    @cached_property
     def changes_contact(self) -> bool:
-        """Whether the outcome writes attributes or tags."""
-        return any(isinstance(e, AttributeWrite | TagWrite) for e in self.effects)
+        """Whether the outcome writes attributes or tags (read twice per event: the conversation's
+        next event and the runtime's contact; a tuple of types, as `A | B` makes a union object per
+        test)."""
+        return any(isinstance(effect, _CONTACT_EFFECTS) for effect in self.effects)
 
     @property
     def handed_off(self) -> bool:
