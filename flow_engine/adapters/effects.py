@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flow_engine.adapters.keys import HANDOFFS, OUTBOX, WEBHOOKS, Keys, handoff_member, ignored_field
 from flow_engine.core.inbound import Event
-from flow_engine.core.jsontext import compact
+from flow_engine.core.jsontext import compact, parse
 from flow_engine.core.outcome import OutboxMessage, Outcome, WaitState, WebhookEvent
 
 Op = list[Any]
@@ -36,7 +35,7 @@ def dump_wait(wait: WaitState) -> str:
 def load_wait(raw: str | None) -> WaitState | None:
     if raw is None:
         return None
-    value = json.loads(raw)
+    value = parse(raw)
     if isinstance(value, list):
         names = WAIT_FIELDS + OPTIONAL_WAIT_FIELDS
         if len(value) > len(names):

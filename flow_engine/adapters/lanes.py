@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from flow_engine.adapters.keys import INCOMING
 from flow_engine.adapters.scripts import RedisClient
 from flow_engine.core.inbound import Event, Message, Release, Resume
-from flow_engine.core.jsontext import compact
+from flow_engine.core.jsontext import compact, parse
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def encode(stream_id: str, index: int, event: Event) -> str:
 
 
 def decode(raw: str) -> Item:
-    stream_id, index, body = json.loads(raw)
+    stream_id, index, body = parse(raw)
     if body[0] == "m":
         _, key, org, channel, contact, text, name, wa_id, reply_id, kind = body
         return Item(stream_id, index, Message(key, org, channel, contact, text, name, wa_id, reply_id, kind))
