@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 from flow_engine.adapters.keys import INCOMING
 from flow_engine.adapters.scripts import RedisClient
+from flow_engine.core.frozen import quick_init
 from flow_engine.core.inbound import Event, Message, Release, Resume
 from flow_engine.core.jsontext import compact, parse
 
 
+@quick_init
 @dataclass(frozen=True)
 class Item:
     stream_id: str  # the nf:incoming entry

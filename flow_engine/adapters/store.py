@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from flow_engine.adapters.db import ContactRow, FlowRow, FlowRunRow
 from flow_engine.adapters.schema import stamp
+from flow_engine.core.frozen import quick_init
 from flow_engine.core.graph import Flow, parse_flow
 from flow_engine.core.ids import derive
 from flow_engine.core.outcome import TAGS, AttributeWrite, Contact, Outcome, TagWrite, with_tag
@@ -106,6 +107,7 @@ def load_contacts(engine: Engine, org_id: str, phones: Iterable[str]) -> dict[st
     return {phone: found.get(phone) or StoredContact(None, Contact(phone)) for phone in wanted}
 
 
+@quick_init
 @dataclass(frozen=True)
 class Applied:
     """One processed event for the database: its outcome and the contact it belongs to."""

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, overload
 
+from flow_engine.core.frozen import quick_init
 from flow_engine.core.inbound import Resume
 from flow_engine.core.jsontext import compact
 
@@ -30,6 +31,7 @@ class cached_property(Generic[_T]):
         return value
 
 
+@quick_init
 @dataclass(frozen=True)
 class Contact:
     """A snapshot of the contact the event belongs to."""
@@ -58,6 +60,7 @@ class _Entry:
         return sum(map(len, self._fields.values()))
 
 
+@quick_init
 @dataclass(frozen=True)
 class OutboxMessage(_Entry):
     org_id: str
@@ -87,6 +90,7 @@ class OutboxMessage(_Entry):
         }
 
 
+@quick_init
 @dataclass(frozen=True)
 class WebhookEvent(_Entry):
     org_id: str
@@ -106,12 +110,14 @@ class WebhookEvent(_Entry):
         }
 
 
+@quick_init
 @dataclass(frozen=True)
 class AttributeWrite:
     key: str
     value: Any
 
 
+@quick_init
 @dataclass(frozen=True)
 class Jumped:
     """A trace, not an action: the run left `step` ("path:index") for the first step of `path`, by
@@ -123,6 +129,7 @@ class Jumped:
     path: str
 
 
+@quick_init
 @dataclass(frozen=True)
 class TagWrite:
     """`add_tag` / `remove_tag`: `tag` is put into (`present`) or taken out of the sorted, duplicate-free
@@ -168,6 +175,7 @@ def apply_attribute_effects(attributes: Mapping[str, Any], effects: tuple[Effect
 TimerReason = Literal["delay", "timeout", "expire", "handoff"]
 
 
+@quick_init
 @dataclass(frozen=True)
 class Timer:
     """Deferred work: at `due_ms` a Resume event for `token` enters nf:incoming."""
@@ -200,6 +208,7 @@ class Timer:
         }
 
 
+@quick_init
 @dataclass(frozen=True)
 class WaitState:
     """A paused run: where it continues and what it waits for. Stored per contact."""
@@ -278,6 +287,7 @@ class WaitState:
 RunStatus = Literal["running", "completed", "failed", "expired", "interrupted"]
 
 
+@quick_init
 @dataclass(frozen=True)
 class RunRecord:
     """The flow_runs row as it must be after this event (an upsert keyed by `id`)."""
@@ -297,6 +307,7 @@ class RunRecord:
         return self.trail_from + len(self.trail)
 
 
+@quick_init
 @dataclass(frozen=True)
 class FlowFailure:
     """A permanent flow problem: the run fails and the event goes to the DLQ without retries."""
@@ -305,6 +316,7 @@ class FlowFailure:
     detail: str  # one human line
 
 
+@quick_init
 @dataclass(frozen=True)
 class Outcome:
     """Everything one event causes. Applying it twice must be the same as applying it once."""
