@@ -4,6 +4,7 @@ the Redis effects and remove the events in one fenced script (DESIGN §2 invaria
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 import uuid
@@ -56,6 +57,12 @@ class Runtime:
         self.new_lanes_queue = settings.broker_url == settings.redis_url
         self.nlp = nlp.Nlp(settings.nlp_url, settings.nlp_timeout_s, settings.nlp_min_score) if settings.nlp_url \
             else None
+        # What exists now lives as long as the process (modules, the Celery app, SQLAlchemy's tables and
+        # this runtime): moved out of the collector's sight once, instead of traversed again by every
+        # older-generation collection that the garbage of the batches triggers (the collector took 4 %
+        # of the worker's instructions, 1.5 % after). This start's own garbage is collected first.
+        gc.collect()
+        gc.freeze()
 
     def schema_problem(self) -> str | None:
         """Why the database cannot take this process's writes, when its schema is the cause."""
