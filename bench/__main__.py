@@ -29,6 +29,8 @@ The benchmarks (each module's docstring says exactly what is measured), with the
                 BENCH_CAPACITY_RETENTION_S (5), BENCH_CAPACITY_MAXLEN (1,000)
   stats         bench/trails.py: `stats` on N runs    BENCH_STATS_RUNS (10,000), BENCH_ROUNDS (5)
   trail_writes  bench/trails.py: DB time per event with and without trails   BENCH_STATS_RUNS, BENCH_ROUNDS
+  instructions  bench/instructions.py: worker instructions per message (valgrind), on request only
+                BENCH_INSTR_MESSAGES (2,000)
 
 A small run: BENCH_EVENTS=10000 BENCH_ROUNDS=1 BENCH_MESSAGES=5000 BENCH_NAIVE_MESSAGES=1000
 BENCH_DIRECT_MESSAGES=5000 BENCH_LATENCY_MESSAGES=300 BENCH_LATENCY_ROUNDS=1 BENCH_TIMER_DELAYS=1000
@@ -46,7 +48,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import branching, capacity, fairness, interpreter, latency, memory, throughput, timer_scale, timers, trails
+from bench import (
+    branching,
+    capacity,
+    fairness,
+    instructions,
+    interpreter,
+    latency,
+    memory,
+    throughput,
+    timer_scale,
+    timers,
+    trails,
+)
 
 Benchmark = Callable[[], dict[str, Any]]
 
@@ -63,13 +77,15 @@ BENCHMARKS: dict[str, Benchmark] = {
     "capacity": capacity.run,
     "stats": trails.run_stats,
     "trail_writes": trails.run_trail_writes,
+    "instructions": instructions.run,
 }
+ON_REQUEST = {"instructions"}  # not part of a run of all: needs valgrind, and counts rather than times
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"  # gitignored
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(BENCHMARKS)
+    names = argv or [name for name in BENCHMARKS if name not in ON_REQUEST]
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)

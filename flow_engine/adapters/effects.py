@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any
 
 from flow_engine.adapters.keys import HANDOFFS, OUTBOX, WEBHOOKS, Keys, handoff_member, ignored_field
 from flow_engine.core.inbound import Event
+from flow_engine.core.jsontext import compact, parse
 from flow_engine.core.outcome import OutboxMessage, Outcome, WaitState, WebhookEvent
 
 Op = list[Any]
-
-
-def _flat(fields: Mapping[str, str]) -> list[str]:
-    return [part for item in fields.items() for part in item]
 
 
 # A wait is stored as a JSON array in this order: compact, as a million may be pending. New fields go
@@ -34,13 +29,13 @@ def dump_wait(wait: WaitState) -> str:
     optional = [fields[name] for name in OPTIONAL_WAIT_FIELDS]
     while optional and optional[-1] == _UNSET[len(optional) - 1]:
         optional.pop()
-    return json.dumps(values + optional, ensure_ascii=False, separators=(",", ":"))
+    return compact(values + optional)
 
 
 def load_wait(raw: str | None) -> WaitState | None:
     if raw is None:
         return None
-    value = json.loads(raw)
+    value = parse(raw)
     if isinstance(value, list):
         names = WAIT_FIELDS + OPTIONAL_WAIT_FIELDS
         if len(value) > len(names):
@@ -54,17 +49,17 @@ def outcome_ops(keys: Keys, event: Event, outcome: Outcome) -> list[Op]:
     ops: list[Op] = []
     for effect in outcome.effects:
         if isinstance(effect, OutboxMessage):
-            ops.append(["x", OUTBOX, _flat(effect.fields())])
+            ops.append(["x", OUTBOX, effect.flat()])
         elif isinstance(effect, WebhookEvent):
-            ops.append(["x", WEBHOOKS, _flat(effect.fields())])
+            ops.append(["x", WEBHOOKS, effect.flat()])
     if outcome.wait_changed:
         wait_key = keys.wait(event.org_id, event.channel_id, event.contact)
         ops.append(["u", wait_key] if outcome.wait_after is None else ["w", wait_key, dump_wait(outcome.wait_after)])
-        who = handoff_member(event.org_id, event.channel_id, event.contact)
         if outcome.handed_off and outcome.wait_after is not None:  # the index of contacts with an agent
-            ops.append(["a", HANDOFFS, str(outcome.wait_after.since_ms or 0), who])
+            ops.append(["a", HANDOFFS, str(outcome.wait_after.since_ms or 0),
+                        handoff_member(event.org_id, event.channel_id, event.contact)])
         elif outcome.released_from_agent:
-            ops.append(["b", HANDOFFS, who])
+            ops.append(["b", HANDOFFS, handoff_member(event.org_id, event.channel_id, event.contact)])
     ops.extend(["r", timer.member()] for timer in outcome.timers_cancel)
     ops.extend(["z", str(timer.due_ms), timer.member()] for timer in outcome.timers_add)
     if outcome.ignored:

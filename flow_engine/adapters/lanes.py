@@ -11,9 +11,12 @@ from dataclasses import dataclass
 
 from flow_engine.adapters.keys import INCOMING
 from flow_engine.adapters.scripts import RedisClient
+from flow_engine.core.frozen import quick_init
 from flow_engine.core.inbound import Event, Message, Release, Resume
+from flow_engine.core.jsontext import compact, parse
 
 
+@quick_init
 @dataclass(frozen=True)
 class Item:
     stream_id: str  # the nf:incoming entry
@@ -29,11 +32,11 @@ def encode(stream_id: str, index: int, event: Event) -> str:
         body = ["c", event.key, event.org_id, event.channel_id, event.contact, "release"]
     else:
         body = ["r", event.key, event.org_id, event.channel_id, event.contact, event.token, event.reason]
-    return json.dumps([stream_id, index, body], ensure_ascii=False, separators=(",", ":"))
+    return compact([stream_id, index, body])
 
 
 def decode(raw: str) -> Item:
-    stream_id, index, body = json.loads(raw)
+    stream_id, index, body = parse(raw)
     if body[0] == "m":
         _, key, org, channel, contact, text, name, wa_id, reply_id, kind = body
         return Item(stream_id, index, Message(key, org, channel, contact, text, name, wa_id, reply_id, kind))

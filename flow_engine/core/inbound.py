@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from flow_engine.core.errors import InvalidPayload as InvalidPayload  # raised here; importable from here
+from flow_engine.core.frozen import quick_init
 
 MEDIA_TYPES = ("image", "video", "document", "audio", "sticker")
 MAX_ORG_CHARS = 128  # org_id and channel_id: the database columns' size
@@ -24,6 +25,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _REPLAY_INDEX = re.compile("[0-9]{1,6}")  # ASCII digits only: "²" and "٠" are digits to str.isdigit()
 
 
+@quick_init
 @dataclass(frozen=True)
 class Message:
     """A contact's inbound message."""
@@ -39,6 +41,7 @@ class Message:
     kind: str = "text"
 
 
+@quick_init
 @dataclass(frozen=True)
 class Resume:
     """A timer coming due: a delay ends or a reply wait times out. Never a contact's reply."""
@@ -51,6 +54,7 @@ class Resume:
     reason: Literal["delay", "timeout", "expire", "handoff"]
 
 
+@quick_init
 @dataclass(frozen=True)
 class Release:
     """A control entry (`control=release`): the contact is no longer with an agent (SPEC §5.3). It

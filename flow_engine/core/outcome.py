@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, overload
 
+from flow_engine.core.frozen import quick_init
 from flow_engine.core.inbound import Resume
+from flow_engine.core.jsontext import compact
 
 _T = TypeVar("_T")
 
@@ -30,10 +31,7 @@ class cached_property(Generic[_T]):
         return value
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
+@quick_init
 @dataclass(frozen=True)
 class Contact:
     """A snapshot of the contact the event belongs to."""
@@ -52,12 +50,17 @@ class _Entry:
     def fields(self) -> dict[str, str]:
         return dict(self._fields)
 
-    @cached_property
+    def flat(self) -> list[str]:
+        """The fields as the commit's XADD takes them: name, value, name, value..."""
+        return [part for item in self._fields.items() for part in item]
+
+    @property
     def chars(self) -> int:
-        """The size of the entry's field values (what the output cap counts)."""
+        """The size of the entry's field values (what the output cap counts, once per entry)."""
         return sum(map(len, self._fields.values()))
 
 
+@quick_init
 @dataclass(frozen=True)
 class OutboxMessage(_Entry):
     org_id: str
@@ -73,7 +76,7 @@ class OutboxMessage(_Entry):
     @cached_property
     def _fields(self) -> dict[str, str]:
         # Encoded once: the output cap measures it and the commit writes it.
-        content = self.content if self.type == "text" else _json(self.content)
+        content = self.content if self.type == "text" else compact(self.content)
         return {
             "org_id": self.org_id,
             "channel_id": self.channel_id,
@@ -87,6 +90,7 @@ class OutboxMessage(_Entry):
         }
 
 
+@quick_init
 @dataclass(frozen=True)
 class WebhookEvent(_Entry):
     org_id: str
@@ -102,16 +106,18 @@ class WebhookEvent(_Entry):
             "type": self.type,
             "event_id": self.event_id,
             "ts": str(self.ts_ms),
-            "body": _json(self.body),
+            "body": compact(self.body),
         }
 
 
+@quick_init
 @dataclass(frozen=True)
 class AttributeWrite:
     key: str
     value: Any
 
 
+@quick_init
 @dataclass(frozen=True)
 class Jumped:
     """A trace, not an action: the run left `step` ("path:index") for the first step of `path`, by
@@ -123,6 +129,7 @@ class Jumped:
     path: str
 
 
+@quick_init
 @dataclass(frozen=True)
 class TagWrite:
     """`add_tag` / `remove_tag`: `tag` is put into (`present`) or taken out of the sorted, duplicate-free
@@ -134,6 +141,7 @@ class TagWrite:
 
 
 Effect = OutboxMessage | WebhookEvent | AttributeWrite | TagWrite | Jumped
+_CONTACT_EFFECTS = (AttributeWrite, TagWrite)
 TAGS = "tags"  # the contact attribute add_tag / remove_tag keep
 
 
@@ -141,7 +149,7 @@ def tags_of(attributes: Mapping[str, Any]) -> list[str]:
     """A contact's tags as a sorted list of texts without duplicates (whatever the attribute holds)."""
     value = attributes.get(TAGS)
     items = value if isinstance(value, list) else []
-    return sorted({item if isinstance(item, str) else _json(item) for item in items})
+    return sorted({item if isinstance(item, str) else compact(item) for item in items})
 
 
 def with_tag(attributes: Mapping[str, Any], tag: str, present: bool) -> list[str]:
@@ -167,6 +175,7 @@ def apply_attribute_effects(attributes: Mapping[str, Any], effects: tuple[Effect
 TimerReason = Literal["delay", "timeout", "expire", "handoff"]
 
 
+@quick_init
 @dataclass(frozen=True)
 class Timer:
     """Deferred work: at `due_ms` a Resume event for `token` enters nf:incoming."""
@@ -182,7 +191,7 @@ class Timer:
     def member(self) -> str:
         """The timer's ZSET member, also the `engine_resume` field it is published with:
         [reason, token, org_id, channel_id, contact]. Compact, as a million may be pending."""
-        return _json([self.reason, self.token, self.org_id, self.channel_id, self.contact])
+        return compact([self.reason, self.token, self.org_id, self.channel_id, self.contact])
 
     def resume(self) -> Resume:
         """The event this timer becomes when it is due."""
@@ -199,6 +208,7 @@ class Timer:
         }
 
 
+@quick_init
 @dataclass(frozen=True)
 class WaitState:
     """A paused run: where it continues and what it waits for. Stored per contact."""
@@ -277,6 +287,7 @@ class WaitState:
 RunStatus = Literal["running", "completed", "failed", "expired", "interrupted"]
 
 
+@quick_init
 @dataclass(frozen=True)
 class RunRecord:
     """The flow_runs row as it must be after this event (an upsert keyed by `id`)."""
@@ -296,6 +307,7 @@ class RunRecord:
         return self.trail_from + len(self.trail)
 
 
+@quick_init
 @dataclass(frozen=True)
 class FlowFailure:
     """A permanent flow problem: the run fails and the event goes to the DLQ without retries."""
@@ -304,6 +316,7 @@ class FlowFailure:
     detail: str  # one human line
 
 
+@quick_init
 @dataclass(frozen=True)
 class Outcome:
     """Everything one event causes. Applying it twice must be the same as applying it once."""
@@ -326,26 +339,32 @@ class Outcome:
     # never changed (dataclasses.replace makes a new one, with empty caches).
     @cached_property
     def outbox(self) -> tuple[OutboxMessage, ...]:
-        return tuple(e for e in self.effects if type(e) is OutboxMessage)
+        return tuple([e for e in self.effects if type(e) is OutboxMessage])
 
     @cached_property
     def webhooks(self) -> tuple[WebhookEvent, ...]:
-        return tuple(e for e in self.effects if type(e) is WebhookEvent)
+        return tuple([e for e in self.effects if type(e) is WebhookEvent])
 
     @cached_property
     def attributes(self) -> tuple[AttributeWrite, ...]:
         """Attribute writes in order: a later write of a key wins."""
-        return tuple(e for e in self.effects if type(e) is AttributeWrite)
+        return tuple([e for e in self.effects if type(e) is AttributeWrite])
 
     @cached_property
     def output_chars(self) -> int:
         """The size of what this outcome writes to the output streams (field values, in characters)."""
-        return sum(e.chars for e in self.outbox) + sum(e.chars for e in self.webhooks)
+        total = 0
+        for effect in self.effects:
+            if type(effect) is OutboxMessage or type(effect) is WebhookEvent:
+                total += effect.chars
+        return total
 
-    @property
+    @cached_property
     def changes_contact(self) -> bool:
-        """Whether the outcome writes attributes or tags."""
-        return any(isinstance(e, AttributeWrite | TagWrite) for e in self.effects)
+        """Whether the outcome writes attributes or tags (read twice per event: the conversation's
+        next event and the runtime's contact; a tuple of types, as `A | B` makes a union object per
+        test)."""
+        return any(isinstance(effect, _CONTACT_EFFECTS) for effect in self.effects)
 
     @property
     def handed_off(self) -> bool:
