@@ -31,12 +31,20 @@ def _c_encoder(ensure_ascii: bool, item_separator: str, key_separator: str) -> C
     strings = getattr(_encoder, "c_encode_basestring_ascii" if ensure_ascii else "c_encode_basestring", None)
     if make is None or strings is None:
         return None
-    encode = make(None, _reject, strings, None, key_separator, item_separator, False, False, True)
+    try:  # a private signature: another Python may change it, then json.dumps is used instead
+        encode = make(None, _reject, strings, None, key_separator, item_separator, False, False, True)
+    except TypeError:
+        return None
 
     def text(value: Any) -> str:
         return "".join(encode(value, 0))
 
-    return text
+    sample = {"a": [1, 2.5, None, True, "é\n\u2028"], "b": {}}
+    expected = json.dumps(sample, ensure_ascii=ensure_ascii, separators=(item_separator, key_separator))
+    try:
+        return text if text(sample) == expected else None
+    except Exception:  # any failure of the private path means: use the public one
+        return None
 
 
 def _compact_dumps(value: Any) -> str:
