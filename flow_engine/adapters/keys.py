@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
+from flow_engine.core import jsontext
 from flow_engine.settings import Settings
 
 INCOMING = "nf:incoming"
@@ -51,7 +51,7 @@ def part(value: str) -> str:
 
 def handoff_member(org_id: str, channel_id: str, contact: str) -> str:
     """A contact's member of the HANDOFFS index: [org, channel, contact] as compact JSON."""
-    return json.dumps([org_id, channel_id, contact], ensure_ascii=False, separators=(",", ":"))
+    return jsontext.compact([org_id, channel_id, contact])
 
 
 def ignored_field(reason: str) -> str:

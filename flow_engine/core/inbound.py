@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from flow_engine.core import jsontext
 from flow_engine.core.errors import InvalidPayload as InvalidPayload  # raised here; importable from here
 from flow_engine.core.frozen import quick_init
 
@@ -78,7 +79,7 @@ def lane_key(event: Event) -> tuple[str, str, str]:
 
 def _loads_object(raw: str | bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
+        value = jsontext.parse(raw)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise InvalidPayload(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):

@@ -59,7 +59,7 @@ _make_scanner = getattr(_scanner, "c_make_scanner", None)  # None without the C 
 _scan = _make_scanner(_decoder.JSONDecoder()) if _make_scanner is not None else None
 
 
-def parse(text: str) -> Any:
+def parse(text: str | bytes) -> Any:
     """`json.loads(text)`: the C scanner on the whole text; anything else (whitespace around the
     value, bytes, no C scanner) and every error go through json.loads itself."""
     if _scan is None or type(text) is not str:
