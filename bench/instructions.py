@@ -81,6 +81,7 @@ def _counted_drain() -> dict[str, Any]:
     import ctypes
 
     from bridge.loop import Bridge
+    from flow_engine import ops
     from flow_engine import settings as settings_module
     from flow_engine.adapters.db import make_engine
     from flow_engine.adapters.keys import INCOMING, OUTBOX
@@ -117,7 +118,8 @@ def _counted_drain() -> dict[str, Any]:
             while True:
                 bridge.step(block_ms=10)
                 info = next(g for g in client.xinfo_groups(INCOMING) if g["name"] == settings.group)
-                if int(info.get("entries-read") or 0) >= total and not info["pending"] and not info.get("lag"):
+                left = ops.backlog(client, settings.group)  # inboxes included
+                if int(info.get("entries-read") or 0) >= total and not left.lag and not left.pending:
                     return
 
         def drain_all() -> None:
