@@ -100,7 +100,9 @@ class Runtime:
         singles = 0  # after a failed batch, its events run one at a time: a failure is the head's
         try:
             while True:
-                raw = self.redis.lrange(Keys.lane(lane), 0, (1 if singles else self.batch_size(lane)) - 1)
+                others = self.others_conversing(lane)
+                size = self.settings.lane_batch if not others else min(self.settings.lane_batch, CONVERSING_BATCH)
+                raw = self.redis.lrange(Keys.lane(lane), 0, (1 if singles else size) - 1)
                 try:
                     left = self._process(lane, token, raw)
                 except Exception as exc:
@@ -120,7 +122,7 @@ class Runtime:
                 progressed = progressed or bool(raw)
                 if left == 0:
                     return "empty"
-                if time.monotonic() > deadline or self._new_lanes_waiting():
+                if time.monotonic() > deadline or (others and self._new_lanes_waiting()):
                     return "yield"
         except Exception as exc:
             raise LaneFailure(exc, progressed) from exc
@@ -128,17 +130,18 @@ class Runtime:
             with contextlib.suppress(Exception):  # Redis is down: the lock expires by itself
                 self.scripts.release(keys=[lock], args=[token])
 
-    def batch_size(self, lane: str) -> int:
-        """Events to take from `lane` at once: fewer while another org is having conversations, so
-        that its messages wait less for a worker process busy with this lane's backlog."""
-        if self.settings.lane_batch <= CONVERSING_BATCH:
-            return self.settings.lane_batch
+    def others_conversing(self, lane: str) -> bool:
+        """Whether an org other than `lane`'s is having conversations (the bridge armed a lane of it
+        within CONVERSING_WITHIN_MS). Then this lane takes smaller batches (CONVERSING_BATCH) and gives
+        up its turn when a lane that was idle waits; an org alone keeps full batches and its turn (its
+        own lanes take turns by the time budget), so its messages are not sent to the back of the
+        busy queue behind its own new lanes."""
         org = lane.rsplit(":", 1)[0]
         recent = self.redis.zrangebyscore(CONVERSING, now_ms() - CONVERSING_WITHIN_MS, "+inf", start=0, num=2)
-        return CONVERSING_BATCH if any(other != org for other in recent) else self.settings.lane_batch
+        return any(other != org for other in recent)
 
     def _new_lanes_waiting(self) -> bool:
-        """Whether a lane that was idle waits for a worker (a quiet org's message): then a busy lane
+        """Whether a lane that was idle waits for a worker (another org's message): then a busy lane
         gives up its turn after the batch at hand, so the quiet one waits one batch at most. Known
         only when the Celery broker is this Redis (the queue is a list there); else turns are timed."""
         return self.new_lanes_queue and bool(self.redis.llen(NEW_LANES_QUEUE))

@@ -93,7 +93,7 @@ def test_a_quiet_orgs_messages_written_behind_a_loud_blast_are_not_answered_afte
     print("fairness, written behind the blast:", json.dumps({"loud_answered_before_each_quiet_answer": loud_before}))
 
 
-def test_a_lane_takes_smaller_batches_only_while_another_org_has_conversations(redis_url: str,
+def test_only_another_orgs_recent_conversations_make_a_lane_give_way(redis_url: str,
                                                                                database_url: str) -> None:
     r = connect(redis_url)
     loud, quiet = new_org(), new_org()
@@ -101,13 +101,13 @@ def test_a_lane_takes_smaller_batches_only_while_another_org_has_conversations(r
     rt = Runtime(Settings(redis_url=redis_url, database_url=database_url))
     try:
         r.delete(CONVERSING)
-        assert rt.batch_size(lane) == 400  # FLOW_ENGINE_LANE_BATCH
+        assert not rt.others_conversing(lane)
         r.zadd(CONVERSING, {part(loud): now_ms()})  # its own conversations do not count
-        assert rt.batch_size(lane) == 400
+        assert not rt.others_conversing(lane)
         r.zadd(CONVERSING, {part(quiet): now_ms() - 5_000})  # over
-        assert rt.batch_size(lane) == 400
+        assert not rt.others_conversing(lane)
         r.zadd(CONVERSING, {part(quiet): now_ms()})
-        assert rt.batch_size(lane) == CONVERSING_BATCH == 100
+        assert rt.others_conversing(lane) and CONVERSING_BATCH == 100
     finally:
         rt.close()
         r.delete(CONVERSING)
