@@ -47,16 +47,11 @@ FORMER_SEEN_EVERY_MS = 600_000
 # Entries taken into the orgs' inboxes per read (lua/intake.lua): many more than are handed on, so
 # the intake keeps ahead of a blast and a quiet org's entry reaches its inbox within a read or two.
 INTAKE_ENTRIES = 2_000
-# Bytes of fields each stage of a read stops after: a read holds Redis for a few ms at most.
+# Bytes of fields the intake stops after: a read holds Redis for a few ms at most.
 READ_BYTES = 4 * 1024 * 1024
 INBOX_SOURCE_PREFIX = INBOX_PREFIX.encode()
 INCOMING_SOURCE = INCOMING.encode()
 CONVERSING_KEPT_MS = 60_000  # marks older than this are dropped from CONVERSING
-
-
-def _fields(flat: list[bytes]) -> dict[bytes, bytes]:
-    """A stream entry's fields from their flat [name, value, ...] reply (a repeated name: the last)."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 class Bridge:
@@ -130,17 +125,33 @@ class Bridge:
                   MAX_ORG_CHARS * 4, INBOX_PREFIX, READ_BYTES, self.settings.read_batch, self.cursor],
         )
         taken, last_id, self.cursor = int(reply[0]), reply[1], reply[2]
-        entries: list[Entry] = []
-        for at in range(3, len(reply), 2):
-            source, flat = INBOX_SOURCE_PREFIX + reply[at], reply[at + 1]
-            for n in range(0, len(flat), 2):
-                fields = flat[n + 1]
-                entries.append((flat[n], None if fields is None else _fields(fields), source))
+        entries = self.fetch([(INBOX_SOURCE_PREFIX + reply[at], reply[at + 1]) for at in range(3, len(reply), 2)])
         if entries:
             self.hand_on(entries)
         elif not taken:  # nothing waits: sleep until an entry arrives after the last one taken in
             self.redis.xread({INCOMING: last_id}, count=1, block=block_ms)
         return len(entries)
+
+    def fetch(self, inboxes: list[tuple[bytes, list[bytes]]]) -> list[Entry]:
+        """The entries of the ids the intake gave per inbox, read from nf:incoming by the bridge
+        (natively, not through the script): one XRANGE over each org's ids (close together in a
+        backlog), then one by one the ids outside it. An id whose entry is gone gives None (the DLQ)."""
+        if not inboxes:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for _source, ids in inboxes:
+            pipe.xrange(INCOMING, min=ids[0], max=ids[-1], count=2 * len(ids))
+        found: dict[bytes, dict[bytes, bytes]] = {}
+        for window in pipe.execute():
+            found.update(window)
+        missing = [entry_id for _source, ids in inboxes for entry_id in ids if entry_id not in found]
+        if missing:
+            pipe = self.redis.pipeline(transaction=False)
+            for entry_id in missing:
+                pipe.xrange(INCOMING, min=entry_id, max=entry_id)
+            for one in pipe.execute():
+                found.update(one)
+        return [(entry_id, found.get(entry_id), source) for source, ids in inboxes for entry_id in ids]
 
     def seen_arg(self) -> Callable[[str, str], bytes]:
         """How message ids are checked for duplicates: with the former layout's keys while any is left."""

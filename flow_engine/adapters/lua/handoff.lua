@@ -34,9 +34,10 @@ end
 local function seen_before(seen)
   local shard = ':' .. (string.byte(seen, 1) * 256 + string.byte(seen, 2))
   local record = string.sub(seen, 3, 14)
-  for s = slot - 2, slot do
-    local blob = redis.call('GET', 'fe:dedupe:' .. s .. shard)
-    if blob and holds(blob, record) then return true end
+  local blobs = redis.call('MGET', 'fe:dedupe:' .. (slot - 2) .. shard, 'fe:dedupe:' .. (slot - 1) .. shard,
+    'fe:dedupe:' .. slot .. shard)
+  for n = 1, 3 do
+    if blobs[n] and holds(blobs[n], record) then return true end
   end
   if #seen > 14 and redis.call('EXISTS', string.sub(seen, 15)) == 1 then return true end
   local key = 'fe:dedupe:' .. slot .. shard
@@ -47,6 +48,9 @@ local function seen_before(seen)
 end
 local result = {0, 0, 0, 0}
 local inboxes = {}
+-- Per lane of this call, its items in order (one RPUSH each at the end) and whether it is armed
+-- (one SET NX each): fewer calls into Redis per event.
+local pushes, lanes = {}, {}
 local i = 9
 while i <= #ARGV do
   local source = ARGV[i + 1]
@@ -73,16 +77,28 @@ while i <= #ARGV do
       elseif seen ~= '' and seen_before(seen) then
         result[2] = result[2] + 1
       else
-        local key = ARGV[6] .. lane
-        redis.call('RPUSH', key, item)
-        result[1] = result[1] + 1
-        if redis.call('SET', key .. ':armed', ARGV[5], 'NX') then
-          redis.call('SADD', KEYS[4], lane)
-          table.insert(result, lane)
+        local items = pushes[lane]
+        if not items then
+          items = {}
+          pushes[lane] = items
+          lanes[#lanes + 1] = lane
         end
+        items[#items + 1] = item
+        result[1] = result[1] + 1
       end
     end
     i = i + 3 + 3 * count
+  end
+end
+for _, lane in ipairs(lanes) do
+  local key = ARGV[6] .. lane
+  local items = pushes[lane]
+  for start = 1, #items, 1000 do  -- unpack takes a few thousand values at most
+    redis.call('RPUSH', key, unpack(items, start, math.min(start + 999, #items)))
+  end
+  if redis.call('SET', key .. ':armed', ARGV[5], 'NX') then
+    redis.call('SADD', KEYS[4], lane)
+    table.insert(result, lane)
   end
 end
 for inbox in pairs(inboxes) do

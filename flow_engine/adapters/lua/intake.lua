@@ -5,19 +5,19 @@
 --    Cheap per entry (an id; no parsing, no copy), so it keeps up with a blast. The org is the
 --    entry's `org_id` field as bytes; without one, or longer than ARGV[6] bytes (never a valid org),
 --    the entry goes to the inbox of org "" (and so to the DLQ).
--- 2. Return the entries at the head of the orgs' inboxes, an equal share of ARGV[9] each (at least
---    one), for the orgs of a chunk of the set scanned from cursor ARGV[10] (all of them up to 128),
---    read from nf:incoming by id: one org's backlog never stands in front of another org's entries.
---    Nothing is taken out here, so a bridge that dies before handing on fetches them again.
--- Both stages stop after ARGV[8] bytes of fields, so a call stays short whatever the entries' size.
+-- 2. Return the ids at the head of the orgs' inboxes, an equal share of ARGV[9] each (at least one),
+--    for the orgs of a chunk of the set scanned from cursor ARGV[10]: one org's backlog never stands
+--    in front of another org's entries. The bridge reads their fields from nf:incoming itself
+--    (XRANGE, natively: cheaper than through Lua). Nothing is taken out here, so a bridge that dies
+--    before handing on fetches them again.
+-- Stage 1 stops after ARGV[8] bytes of fields, so a call stays short whatever the entries' size.
 -- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] set of orgs whose inbox holds entries
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] lease token   ARGV[4] lease ttl ms   ARGV[5] most entries in
 -- ARGV[6] longest org id (bytes)   ARGV[7] inbox key prefix   ARGV[8] most bytes   ARGV[9] most entries out
 -- ARGV[10] SSCAN cursor over the orgs with entries ("0" to start)
 -- Returns {entries taken in, the last id taken in (when idle: the group's last delivered id), the
 --          cursor for the next read,
---          then per org fetched: org, {id, fields (flat) or false when the entry is gone from
---          nf:incoming (deleted by hand before it was handed on), ...}}
+--          then per org fetched: org, {id, ...}}
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then
   return redis.error_reply('FENCED bridge lease lost')
 end
@@ -79,35 +79,11 @@ repeat
 until #orgs > 0 or cursor == '0'
 local result = {taken, last, cursor}
 local share = math.max(math.floor(most_out / math.max(#orgs, 1)), 1)
-size = 0
 for _, org in ipairs(orgs) do
-  if size >= most_bytes then break end
-  local entries = {}
   local ids = redis.call('LRANGE', ARGV[7] .. org, 0, share - 1)
-  -- One XRANGE over the ids' span finds them all when the org's entries are close together (a
-  -- backlog); ids outside a window of twice their number are read one by one.
-  local near = {}
-  if #ids > 1 then
-    for _, entry in ipairs(redis.call('XRANGE', KEYS[1], ids[1], ids[#ids], 'COUNT', 2 * #ids)) do
-      near[entry[1]] = entry[2]
-    end
-  end
-  for _, id in ipairs(ids) do
-    local fields = near[id]
-    if not fields then
-      local found = redis.call('XRANGE', KEYS[1], id, id)
-      fields = found[1] and found[1][2] or false
-    end
-    entries[#entries + 1] = id
-    entries[#entries + 1] = fields
-    if fields then
-      for i = 1, #fields do size = size + #fields[i] end
-    end
-    if size >= most_bytes then break end
-  end
-  if #entries > 0 then
+  if #ids > 0 then
     result[#result + 1] = org
-    result[#result + 1] = entries
+    result[#result + 1] = ids
   end
 end
 return result
