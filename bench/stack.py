@@ -21,7 +21,7 @@ from bench.interpreter import _git_commit
 from bench.workload import CHANNEL, FLOW_FILE, ORG, ROOT
 from flow_engine import settings as settings_module
 from flow_engine.adapters.keys import OUTBOX
-from tests.devstack import BIN, Process, Stack, flushed_redis, fresh_database, poll_until
+from tests.devstack import BIN, Process, Stack, flushed_redis, free_port, fresh_database, poll_until
 
 LOG_DIR = Path(__file__).resolve().parent / "results" / "runtime-logs"
 REDIS_BASE = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
@@ -31,13 +31,6 @@ DRAIN_POLL_S = 0.010
 
 def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, str(default)))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def listening(port: int) -> bool:

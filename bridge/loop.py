@@ -31,6 +31,7 @@ from flow_engine.adapters.keys import (
     LANE_PREFIX,
     LANES,
     STATS,
+    Keys,
 )
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret
@@ -183,6 +184,7 @@ class Bridge:
         if not routed.batches:
             self.renew()  # only invalid entries or none: the handoff script did not extend the lease
             return
+        conversing: set[str] = set()  # orgs of the conversational lanes armed by this hand-on
         for batch in routed.batches:
             at_ms, every_s = now_ms(), dedupe.slot_s(self.settings.dedupe_ttl_s)
             result = self.scripts.handoff(
@@ -195,20 +197,19 @@ class Bridge:
             metrics.ignored.labels("duplicate").inc(int(result[1]))
             metrics.ignored.labels("receipt").inc(int(result[2]))
             metrics.ignored.labels("forged-resume").inc(int(result[3]))
-            conversing: dict[str, int] = {}
             for raw in result[4:]:
                 lane = raw.decode() if isinstance(raw, bytes) else raw
                 conversational = routed.conversational(lane)
                 self.enqueue(lane, conversational)
                 if conversational:
-                    conversing[lane.rsplit(":", 1)[0]] = at_ms
-            if conversing:
-                self.mark_conversing(conversing, at_ms)
+                    conversing.add(Keys.lane_org(lane))
+        if conversing:
+            self.mark_conversing(conversing, now_ms())
 
-    def mark_conversing(self, orgs: dict[str, int], at_ms: int) -> None:
-        """Tell workers which orgs are having conversations now (see Runtime.batch_size)."""
+    def mark_conversing(self, orgs: set[str], at_ms: int) -> None:
+        """Tell workers which orgs are having conversations now (see Runtime.others_conversing)."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zadd(CONVERSING, orgs)
+        pipe.zadd(CONVERSING, dict.fromkeys(orgs, at_ms))
         pipe.zremrangebyscore(CONVERSING, "-inf", at_ms - CONVERSING_KEPT_MS)
         pipe.execute()
 

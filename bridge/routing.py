@@ -48,7 +48,7 @@ class Routed:
 
     def conversational(self, lane: str) -> bool:
         """Whether the org of `lane` is having conversations, not working off a backlog."""
-        return self.per_org[lane.rsplit(":", 1)[0]] <= CONVERSATION_EVENTS
+        return self.per_org[Keys.lane_org(lane)] <= CONVERSATION_EVENTS
     _open_events: int = 0  # events in the last batch
 
     def add(self, args: list[str | int | bytes], events: int) -> None:

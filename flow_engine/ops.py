@@ -19,6 +19,7 @@ from flow_engine.adapters.keys import (
     INBOX_PREFIX,
     INBOXES,
     INCOMING,
+    LANE_PREFIX,
     LANES,
     OUTBOX,
     STATS,
@@ -58,22 +59,24 @@ class Status:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def lane_lengths(client: RedisClient) -> dict[str, int]:
-    """Events waiting in each lane that holds any (two round trips, whatever the number of orgs)."""
-    lanes = sorted(_text(lane) for lane in client.smembers(LANES))
+def _lengths(client: RedisClient, members: str, prefix: str) -> dict[str, int]:
+    """The length of the list `prefix + m` for each member m of the set `members` that holds any (two
+    round trips, whatever the number of members)."""
+    names = sorted(_text(name) for name in client.smembers(members))
     pipe = client.pipeline(transaction=False)
-    for lane in lanes:
-        pipe.llen(Keys.lane(lane))
-    return {lane: int(length) for lane, length in zip(lanes, pipe.execute(), strict=True) if length}
+    for name in names:
+        pipe.llen(f"{prefix}{name}")
+    return {name: int(length) for name, length in zip(names, pipe.execute(), strict=True) if length}
+
+
+def lane_lengths(client: RedisClient) -> dict[str, int]:
+    """Events waiting in each lane that holds any."""
+    return _lengths(client, LANES, LANE_PREFIX)
 
 
 def inbox_lengths(client: RedisClient) -> dict[str, int]:
-    """Entries waiting in each org's inbox (lua/intake.lua), by org (two round trips)."""
-    orgs = sorted(_text(org) for org in client.smembers(INBOXES))
-    pipe = client.pipeline(transaction=False)
-    for org in orgs:
-        pipe.llen(f"{INBOX_PREFIX}{org}")
-    return {org: int(length) for org, length in zip(orgs, pipe.execute(), strict=True) if length}
+    """Entries waiting in each org's inbox (lua/intake.lua), by org."""
+    return _lengths(client, INBOXES, INBOX_PREFIX)
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ class Runtime:
         up its turn when a lane that was idle waits; an org alone keeps full batches and its turn (its
         own lanes take turns by the time budget), so its messages are not sent to the back of the
         busy queue behind its own new lanes."""
-        org = lane.rsplit(":", 1)[0]
+        org = Keys.lane_org(lane)
         recent = self.redis.zrangebyscore(CONVERSING, now_ms() - CONVERSING_WITHIN_MS, "+inf", start=0, num=2)
         return any(other != org for other in recent)
 

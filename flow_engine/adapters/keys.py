@@ -75,6 +75,11 @@ class Keys:
         return f"{part(org_id)}:{n}"
 
     @staticmethod
+    def lane_org(lane: str) -> str:
+        """The org part of a lane id (escaped, as in `lane_id`)."""
+        return lane.rsplit(":", 1)[0]
+
+    @staticmethod
     def lane(lane: str) -> str:
         return f"{LANE_PREFIX}{lane}"
 

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.migrate import upgrade
 from tests.conftest import EXAMPLE_FLOWS
-from tests.devstack import Stack, flushed_redis, fresh_database
+from tests.devstack import Stack, flushed_redis, free_port, fresh_database
 
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PG_ADMIN = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -61,13 +61,16 @@ def stack(redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFa
 FLOW_ENGINE = str(Path(sys.executable).parent / "flow-engine")
 
 
-def stack_serving_metrics(redis_url: str, database_url: str, log_dir: Path, free_port: int) -> Stack:
-    """A started Stack whose worker serves /metrics on `free_port` (as `stack.metrics_port`)."""
-    s = Stack(redis_url, database_url, log_dir, concurrency=2)
-    s.metrics_port = free_port  # type: ignore[attr-defined]
-    s["worker0"].env = {**s["worker0"].env, "FLOW_ENGINE_METRICS_PORT": str(free_port)}
+def metrics_stack(redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A started Stack whose worker serves /metrics on a free port (as `stack.metrics_port`), stopped
+    after. A module makes it its stack: `stack = pytest.fixture(scope="module", name="stack")(metrics_stack)`."""
+    port = free_port()
+    s = Stack(redis_url, database_url, tmp_path_factory.mktemp("logs"), concurrency=2)
+    s.metrics_port = port  # type: ignore[attr-defined]
+    s["worker0"].env = {**s["worker0"].env, "FLOW_ENGINE_METRICS_PORT": str(port)}
     s.start()
-    return s
+    yield s
+    s.stop()
 
 
 def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:

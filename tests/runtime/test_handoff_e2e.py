@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
 from flow_engine.adapters.keys import DLQ, HANDOFFS, INCOMING, WEBHOOKS, Keys
 from tests.devstack import Stack
-from tests.runtime.conftest import cli, new_org, stack_serving_metrics
-from tests.runtime.test_up import free_port
+from tests.runtime.conftest import cli, metrics_stack, new_org
 
 DESK = {"nodes": [], "paths": {"path_default": [
     {"type": "action", "action": "send_text", "text": "eco {{message.text}}"},
@@ -23,11 +21,7 @@ DESK = {"nodes": [], "paths": {"path_default": [
     {"type": "handoff", "queue": "ventas", "note": "pidió: {{message.text}}"}]}}
 
 
-@pytest.fixture(scope="module")
-def stack(redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = stack_serving_metrics(redis_url, database_url, tmp_path_factory.mktemp("logs"), free_port())
-    yield s
-    s.stop()
+stack = pytest.fixture(scope="module", name="stack")(metrics_stack)
 
 
 def metric(stack: Stack, name: str) -> float:

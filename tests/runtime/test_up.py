@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,14 +21,9 @@ import pytest
 
 from flow_engine.adapters.scripts import connect
 from tests.conftest import EXAMPLE_FLOWS
+from tests.devstack import free_port
 
 FLOW_ENGINE = str(Path(sys.executable).parent / "flow-engine")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Up:
