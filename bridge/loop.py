@@ -48,16 +48,10 @@ FORMER_SEEN_EVERY_MS = 600_000
 # Entries taken into the orgs' inboxes per read (lua/intake.lua): many more than are handed on, so
 # the intake keeps ahead of a blast and a quiet org's entry reaches its inbox within a read or two.
 INTAKE_ENTRIES = 2_000
-INTAKE_CHUNK = 500  # entries per XREADGROUP of a read
-# Bytes of fields a read stops after: a read holds Redis for a few ms at most.
+# Bytes of fields the intake stops after: a read holds Redis for a few ms at most.
 READ_BYTES = 4 * 1024 * 1024
-# Entries read ahead are kept in memory (about 1 KB each), by id, until their turn to be handed on, so
-# most entries are read from nf:incoming once; past these bounds only their ids are kept (in the
-# inboxes) and the entries are read again when their turn comes.
-AHEAD_ENTRIES = 50_000
-AHEAD_BYTES = 32 * 1024 * 1024
-MAX_ORG_BYTES = MAX_ORG_CHARS * 4  # longer is never a valid org: such an entry goes to org "" (the DLQ)
 INBOX_SOURCE_PREFIX = INBOX_PREFIX.encode()
+INCOMING_SOURCE = INCOMING.encode()
 CONVERSING_KEPT_MS = 60_000  # marks older than this are dropped from CONVERSING
 
 
@@ -69,16 +63,12 @@ class Bridge:
         self.scripts = Scripts(self.redis)
         self.token = f"{settings.consumer}:{uuid.uuid4().hex}"
         self.leader = False
-        self.must_recover = False  # entries read but maybe not taken in are pending: claim them
+        self.must_recover = False  # entries read but maybe not handed on are pending: re-read them
         self.secret: bytes | None = None  # the engine's secret (adapters/signing.py), read once Redis answers
         self.former_seen_checked_ms = -FORMER_SEEN_EVERY_MS  # when keys of the former dedupe layout were looked for
         self.former_seen = True
         self.group_ready = False  # the consumer group is known to exist
         self.cursor: bytes | str = "0"  # where the next read goes on among the orgs with inboxes (SSCAN)
-        self.idle = False  # no inbox held entries at the last read: the next one waits for new entries
-        # Entries taken into the inboxes, by id, with their size in bytes, until fetched (AHEAD_ENTRIES).
-        self.ahead: dict[bytes, tuple[dict[bytes, bytes], int]] = {}
-        self.ahead_bytes = 0
 
     def ensure_group(self) -> None:
         with contextlib.suppress(GroupExists):
@@ -95,7 +85,6 @@ class Bridge:
             log.info("bridge %s leads", self.settings.consumer)
             self.leader = True
             self.must_recover = True
-            self.forget_ahead()  # another bridge may have handed on what this one read before
         return self.leader
 
     def renew(self) -> None:
@@ -109,115 +98,60 @@ class Bridge:
             self.leader = False
 
     def recover(self) -> int:
-        """Claim every pending entry of the group (read by a bridge that stopped before taking them into
-        the inboxes, or left by a bridge of before inboxes: the lease says they are gone) and take them
-        into their inboxes, in stream order: they are newer than every entry there. An entry deleted
-        from the stream while pending goes to the inbox of org "" with its id alone, and so to the DLQ
-        (bridge/routing.py: GONE)."""
-        claimed: list[tuple[bytes, dict[bytes, bytes] | None]] = []
+        """Claim every pending entry of the group (any consumer's: the lease says they are gone) and
+        hand them on in stream order. Entries handed on before are skipped by the handoff script."""
+        claimed: list[Entry] = []
         cursor: bytes | str = "0-0"
         while True:
-            reply = self.redis.xautoclaim(
+            cursor, entries, _deleted = self.redis.xautoclaim(
                 INCOMING, self.settings.group, self.settings.consumer, min_idle_time=0, start_id=cursor, count=1000
-            )
-            cursor = reply[0]
-            claimed.extend(reply[1])
-            claimed.extend((entry_id, None) for entry_id in (reply[2] if len(reply) > 2 else []))
+            )[:3]
+            claimed.extend((entry_id, fields, INCOMING_SOURCE) for entry_id, fields in entries if fields is not None)
             if cursor in (b"0-0", "0-0"):
                 break
         claimed.sort(key=lambda entry: tuple(int(part) for part in entry[0].split(b"-")))
-        for start in range(0, len(claimed), INTAKE_ENTRIES):
-            self.take_in(claimed[start : start + INTAKE_ENTRIES], most_out=0)
+        for start in range(0, len(claimed), self.settings.read_batch):
+            self.hand_on(claimed[start : start + self.settings.read_batch])
         return len(claimed)
 
     # -- reading and handing on -----------------------------------------------------------------------
 
     def step(self, block_ms: int = 1000) -> int:
         """One read: take new entries into the orgs' inboxes and hand on a share of each org's
-        (FLOW_ENGINE_READ_BATCH in all); when the inboxes were empty, wait up to `block_ms` for a new
-        entry first. Returns the entries handed on."""
-        reply = self.take_in(self.read(block_ms if self.idle else None), most_out=self.settings.read_batch)
-        self.idle, self.cursor = reply[0] == 1, reply[1]
-        if self.idle:
-            self.forget_ahead()  # nothing waits: whatever is left was taken out by others (an operator)
-        entries = self.fetch([(INBOX_SOURCE_PREFIX + reply[at], reply[at + 1]) for at in range(2, len(reply), 2)])
+        (FLOW_ENGINE_READ_BATCH in all); when there is nothing, wait up to `block_ms` for a new entry.
+        Returns the entries handed on."""
+        reply = self.scripts.intake(
+            keys=[INCOMING, BRIDGE_LEASE, INBOXES],
+            args=[self.settings.group, self.settings.consumer, self.token, self.lease_ms(), INTAKE_ENTRIES,
+                  MAX_ORG_CHARS * 4, INBOX_PREFIX, READ_BYTES, self.settings.read_batch, self.cursor],
+        )
+        taken, last_id, self.cursor = int(reply[0]), reply[1], reply[2]
+        entries = self.fetch([(INBOX_SOURCE_PREFIX + reply[at], reply[at + 1]) for at in range(3, len(reply), 2)])
         if entries:
             self.hand_on(entries)
+        elif not taken:  # nothing waits: sleep until an entry arrives after the last one taken in
+            self.redis.xread({INCOMING: last_id}, count=1, block=block_ms)
         return len(entries)
 
-    def read(self, block_ms: int | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        """New entries of nf:incoming through the group, up to INTAKE_ENTRIES or READ_BYTES, waiting up
-        to `block_ms` for the first one (None: not at all)."""
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = []
-        size = 0
-        while len(entries) < INTAKE_ENTRIES and size < READ_BYTES:
-            count = min(INTAKE_CHUNK, INTAKE_ENTRIES - len(entries))
-            reply = self.redis.xreadgroup(self.settings.group, self.settings.consumer, {INCOMING: ">"},
-                                          count=count, block=None if entries else block_ms)
-            chunk = reply[0][1] if reply else []
-            for entry_id, fields in chunk:
-                entry_bytes = sum(map(len, fields)) + sum(map(len, fields.values()))
-                size += entry_bytes
-                if len(self.ahead) < AHEAD_ENTRIES and self.ahead_bytes < AHEAD_BYTES:
-                    self.ahead[entry_id] = (fields, entry_bytes)
-                    self.ahead_bytes += entry_bytes
-            entries += chunk
-            if len(chunk) < count:
-                break
-        return entries
-
-    def take_in(self, entries: Sequence[tuple[bytes, dict[bytes, bytes] | None]], most_out: int) -> list[Any]:
-        """Append the ids of entries read through the group to their orgs' inboxes and acknowledge them
-        (lua/intake.lua), then fetch the ids at the heads of the inboxes, `most_out` in all."""
-        by_org: dict[bytes, list[bytes]] = {}
-        for entry_id, fields in entries:
-            org = b"" if fields is None else fields.get(b"org_id", b"")
-            if len(org) > MAX_ORG_BYTES:
-                org = b""
-            ids = by_org.get(org)
-            if ids is None:
-                ids = by_org[org] = []
-            ids.append(entry_id)
-        args: list[Any] = [self.settings.group, self.token, self.lease_ms(), INBOX_PREFIX, most_out, self.cursor,
-                           len(by_org)]
-        for org, ids in by_org.items():
-            args += [org, len(ids), *ids]
-        return list(self.scripts.intake(keys=[INCOMING, BRIDGE_LEASE, INBOXES], args=args))
-
-    def forget_ahead(self) -> None:
-        self.ahead.clear()
-        self.ahead_bytes = 0
-
     def fetch(self, inboxes: list[tuple[bytes, list[bytes]]]) -> list[Entry]:
-        """The entries of the ids the intake gave per inbox: those read ahead from memory, the others
-        read from nf:incoming: one XRANGE over each org's ids (close together in a backlog), then one
-        by one the ids outside it. An id whose entry is gone gives None (the DLQ)."""
+        """The entries of the ids the intake gave per inbox, read from nf:incoming by the bridge
+        (natively, not through the script): one XRANGE over each org's ids (close together in a
+        backlog), then one by one the ids outside it. An id whose entry is gone gives None (the DLQ)."""
+        if not inboxes:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for _source, ids in inboxes:
+            pipe.xrange(INCOMING, min=ids[0], max=ids[-1], count=2 * len(ids))
         found: dict[bytes, dict[bytes, bytes]] = {}
-        missing: list[tuple[bytes, list[bytes]]] = []
-        for source, ids in inboxes:
-            unread = []
-            for entry_id in ids:
-                kept = self.ahead.pop(entry_id, None)
-                if kept is None:
-                    unread.append(entry_id)
-                else:
-                    found[entry_id] = kept[0]
-                    self.ahead_bytes -= kept[1]
-            if unread:
-                missing.append((source, unread))
+        for window in pipe.execute():
+            found.update(window)
+        missing = [entry_id for _source, ids in inboxes for entry_id in ids if entry_id not in found]
         if missing:
             pipe = self.redis.pipeline(transaction=False)
-            for _source, ids in missing:
-                pipe.xrange(INCOMING, min=ids[0], max=ids[-1], count=2 * len(ids))
-            for window in pipe.execute():
-                found.update(window)
-            outside = [entry_id for _source, ids in missing for entry_id in ids if entry_id not in found]
-            if outside:
-                pipe = self.redis.pipeline(transaction=False)
-                for entry_id in outside:
-                    pipe.xrange(INCOMING, min=entry_id, max=entry_id)
-                for one in pipe.execute():
-                    found.update(one)
+            for entry_id in missing:
+                pipe.xrange(INCOMING, min=entry_id, max=entry_id)
+            for one in pipe.execute():
+                found.update(one)
         return [(entry_id, found.get(entry_id), source) for source, ids in inboxes for entry_id in ids]
 
     def seen_arg(self) -> Callable[[str, str], bytes]:
@@ -303,7 +237,6 @@ class Bridge:
         except Fenced as exc:
             log.warning("bridge %s was fenced: %s", self.settings.consumer, exc)
             self.leader = False
-            self.forget_ahead()
         except StreamGone:  # the stream was deleted: make both again
             self.group_ready = False
         return False
@@ -311,7 +244,6 @@ class Bridge:
     def after_outage(self) -> None:
         self.leader = self.leader and self._still_leader()
         self.must_recover = True
-        self.forget_ahead()
 
     def _still_leader(self) -> bool:
         try:

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import redis
 
-from bridge import loop
 from bridge.loop import Bridge
 from flow_engine.adapters import dedupe, lanes
 from flow_engine.adapters.keys import (
@@ -29,7 +28,6 @@ from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.signing import load_secret, resume_sig, resume_signed
 from flow_engine.core.inbound import Message, Release, parse_entry
 from flow_engine.core.outcome import Timer
-from flow_engine.errors import Fenced
 from flow_engine.settings import Settings
 
 GROUP = "engine"
@@ -143,48 +141,38 @@ def test_dead_letter_moves_an_entry_to_the_dlq_once(r: Any, scripts: Scripts) ->
     assert [fields for _id, fields in r.xrange(DLQ)] == [{"payload": "{bad", "error": "invalid-payload"}]
 
 
-@pytest.fixture
-def bridge(r: Any, redis_url: str) -> Iterator[Bridge]:
-    """A bridge holding the lease, on the `r` database (decode=False: it reads entries as bytes)."""
-    made = Bridge(Settings(redis_url=redis_url, group=GROUP), lambda lane, new: None)
-    assert made.try_lead()
-    yield made
-    made.redis.close()
-
-
-def take(bridge: Bridge, most_out: int) -> list[Any]:
-    """One read of the bridge and the intake script's reply, as text."""
-    reply = bridge.take_in(bridge.read(None), most_out=most_out)
-    return [[part.decode() for part in item] if isinstance(item, list) else
-            item.decode() if isinstance(item, bytes) else item for item in reply]
+def intake(scripts: Scripts, most_out: int, cursor: str = "0", most_in: int = 5000,
+           most_bytes: int = 1 << 22) -> list[Any]:
+    return list(scripts.intake(keys=[INCOMING, BRIDGE_LEASE, INBOXES],
+                               args=[GROUP, "c1", "me", 5000, most_in, 16, INBOX_PREFIX, most_bytes, most_out, cursor]))
 
 
 def fetched(reply: list[Any]) -> dict[str, list[str]]:
     """org -> the ids fetched for it, from an intake reply."""
-    return {reply[at]: reply[at + 1] for at in range(2, len(reply), 2)}
+    return {reply[at]: reply[at + 1] for at in range(3, len(reply), 2)}
 
 
-def test_intake_takes_every_entry_into_its_orgs_inbox_and_fetches_a_share_of_each(r: Any, bridge: Bridge) -> None:
+def test_intake_takes_every_entry_into_its_orgs_inbox_and_fetches_a_share_of_each(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
     loud = [r.xadd(INCOMING, {"org_id": "loud", "n": str(n)}) for n in range(30)]
     quiet = r.xadd(INCOMING, {"org_id": "quiet", "n": "q"})
-    odd = [r.xadd(INCOMING, {"payload": "no org"}), r.xadd(INCOMING, {"org_id": "x" * 513})]
-    reply = take(bridge, most_out=10)
-    assert reply[:2] == [0, "0"]  # not idle, the cursor (all orgs read)
+    odd = [r.xadd(INCOMING, {"payload": "no org"}), r.xadd(INCOMING, {"org_id": "x" * 17})]
+    reply = intake(scripts, most_out=10)
+    assert reply[:3] == [33, odd[-1], "0"]  # taken in, the last id, the cursor (all orgs read)
     # A share of 10 // 3 each, in inbox (stream) order; the quiet org's entry is not behind the loud 30.
     assert fetched(reply) == {"": odd, "loud": loud[:3], "quiet": [quiet]}
     assert r.xpending(INCOMING, GROUP)["pending"] == 0  # acknowledged as taken in: nothing pending
     assert r.lrange(f"{INBOX_PREFIX}loud", 0, -1) == loud and r.smembers(INBOXES) == {"", "loud", "quiet"}
     # Nothing is taken out by reading: the next read fetches the same heads (a bridge died meanwhile).
-    assert fetched(take(bridge, most_out=10)) == fetched(reply)
+    assert fetched(intake(scripts, most_out=10)) == fetched(reply)
 
 
-def test_handoff_takes_entries_out_of_their_inbox_once_and_forgets_an_emptied_inbox(r: Any, scripts: Scripts,
-                                                                                      bridge: Bridge) -> None:
+def test_handoff_takes_entries_out_of_their_inbox_once_and_forgets_an_emptied_inbox(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
     first, second = r.xadd(INCOMING, {"org_id": "acme"}), r.xadd(INCOMING, {"org_id": "acme"})
-    take(bridge, most_out=10)
+    intake(scripts, most_out=10)
     inbox = f"{INBOX_PREFIX}acme"
-    token = bridge.token
-    args = [GROUP, token, 5000, 900, 1000, LANE_PREFIX, 7, INBOX_PREFIX,
+    args = [GROUP, "me", 5000, 900, 1000, LANE_PREFIX, 7, INBOX_PREFIX,
             second, inbox, 1, "acme:0", "item-2", "", first, inbox, 1, "acme:0", "item-1", ""]
     assert list(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES, INBOXES], args=args)) == [
         2, 0, 0, 0, "acme:0"]
@@ -194,88 +182,68 @@ def test_handoff_takes_entries_out_of_their_inbox_once_and_forgets_an_emptied_in
     assert r.lrange(f"{LANE_PREFIX}acme:0", 0, -1) == ["item-2", "item-1"]
 
 
-def test_intake_serves_many_orgs_a_chunk_a_read_and_every_one_in_turn(r: Any, bridge: Bridge) -> None:
+def test_intake_serves_many_orgs_a_chunk_a_read_and_every_one_in_turn(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
     for org in "abcde":  # a few: every read serves all, one entry each at least
         r.xadd(INCOMING, {"org_id": org})
-    assert sorted(fetched(take(bridge, most_out=2))) == ["a", "b", "c", "d", "e"]
+    assert sorted(fetched(intake(scripts, most_out=2))) == ["a", "b", "c", "d", "e"]
     orgs = [f"org{n}" for n in range(1000)]  # many: a chunk a read, so a read costs the same
     pipe = r.pipeline(transaction=False)
     for org in orgs:
         pipe.xadd(INCOMING, {"org_id": org})
     pipe.execute()
     served: list[str] = []
-    reply = take(bridge, most_out=20)
-    assert reply[1] != "0" and len(fetched(reply)) <= 300
+    reply = intake(scripts, most_out=20)
+    assert reply[2] != "0" and len(fetched(reply)) <= 300
     served += fetched(reply)
-    while reply[1] != "0":
-        bridge.cursor = reply[1]
-        reply = take(bridge, most_out=20)
+    while reply[2] != "0":
+        reply = intake(scripts, most_out=20, cursor=reply[2])
         assert len(fetched(reply)) <= 300
         served += fetched(reply)
     assert set(served) == set(orgs) | set("abcde")
 
 
-def test_a_read_stops_at_its_byte_budget_and_leaves_the_rest_unread(r: Any, bridge: Bridge,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loop, "READ_BYTES", 150_000)
-    monkeypatch.setattr(loop, "INTAKE_CHUNK", 100)
+def test_intake_stops_taking_in_at_its_byte_budget_and_leaves_the_rest_unread(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
     for _ in range(250):
         r.xadd(INCOMING, {"org_id": "o", "payload": "x" * 1000})
-    entries = bridge.read(None)
-    assert len(entries) == 200  # two reads of 100 entries: the budget ran out after the second
+    reply = intake(scripts, most_out=1, most_bytes=150_000)
+    assert reply[0] == 200  # two reads of 100 entries: the budget ran out after the second
     group = r.xinfo_groups(INCOMING)[0]
-    assert group["lag"] == 50 and group["pending"] == 200  # read, not yet taken in
-    bridge.take_in(entries, most_out=0)
-    assert r.xinfo_groups(INCOMING)[0]["pending"] == 0 and r.llen(f"{INBOX_PREFIX}o") == 200
+    assert group["lag"] == 50 and group["pending"] == 0
 
 
-def test_entries_read_ahead_are_fetched_from_memory_and_the_rest_from_the_stream(r: Any, bridge: Bridge,
-                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loop, "AHEAD_ENTRIES", 3)
-    loud = [r.xadd(INCOMING, {"org_id": "loud", "n": str(n)}) for n in range(4)]
+def test_the_bridge_reads_fetched_ids_from_the_stream_and_an_entry_deleted_since_as_gone(redis_url: str) -> None:
+    r: Any = connect(redis_url, decode=False)
+    r.flushdb()
+    r.xgroup_create(INCOMING, GROUP, id="0", mkstream=True)
+    bridge = Bridge(Settings(redis_url=redis_url, group=GROUP), lambda lane, new: None)
+    assert bridge.try_lead()
+    loud = [r.xadd(INCOMING, {"org_id": "loud", "n": str(n)}) for n in range(3)]
     quiet = r.xadd(INCOMING, {"org_id": "quiet"})
-    gone = r.xadd(INCOMING, {"org_id": "loud", "n": "4"})
-    take(bridge, most_out=0)
-    assert sorted(bridge.ahead) == [entry.encode() for entry in loud[:3]]  # the first 3 read are kept
-    r.xdel(INCOMING, loud[0], gone)  # kept in memory: still handed on; not kept: gone (the DLQ)
-    inboxes = [(b"fe:inbox:loud", [e.encode() for e in [*loud, gone]]), (b"fe:inbox:quiet", [quiet.encode()])]
+    gone = r.xadd(INCOMING, {"org_id": "loud", "n": "3"})
+    r.xdel(INCOMING, gone)
+    inboxes = [(b"fe:inbox:loud", [*loud, gone]), (b"fe:inbox:quiet", [quiet])]
     assert bridge.fetch(inboxes) == [
-        (loud[0].encode(), {b"org_id": b"loud", b"n": b"0"}, b"fe:inbox:loud"),
-        (loud[1].encode(), {b"org_id": b"loud", b"n": b"1"}, b"fe:inbox:loud"),
-        (loud[2].encode(), {b"org_id": b"loud", b"n": b"2"}, b"fe:inbox:loud"),
-        (loud[3].encode(), {b"org_id": b"loud", b"n": b"3"}, b"fe:inbox:loud"),  # read from the stream
-        (gone.encode(), None, b"fe:inbox:loud"),  # to the DLQ as gone (bridge/routing.py)
-        (quiet.encode(), {b"org_id": b"quiet"}, b"fe:inbox:quiet"),  # inside the loud ids' window: found there
+        (loud[0], {b"org_id": b"loud", b"n": b"0"}, b"fe:inbox:loud"),
+        (loud[1], {b"org_id": b"loud", b"n": b"1"}, b"fe:inbox:loud"),
+        (loud[2], {b"org_id": b"loud", b"n": b"2"}, b"fe:inbox:loud"),
+        (gone, None, b"fe:inbox:loud"),  # to the DLQ as gone (bridge/routing.py)
+        (quiet, {b"org_id": b"quiet"}, b"fe:inbox:quiet"),  # inside the loud ids' window: found there
     ]
-    assert bridge.ahead == {} and bridge.ahead_bytes == 0
+    r.flushdb()
 
 
-def test_a_new_leader_takes_entries_left_pending_in_after_the_inboxes_and_a_deleted_one_to_org_none(
-        r: Any, bridge: Bridge, redis_url: str) -> None:
-    first = r.xadd(INCOMING, {"org_id": "acme", "n": "1"})
-    take(bridge, most_out=0)  # in acme's inbox
-    later = [r.xadd(INCOMING, {"org_id": "acme", "n": "2"}), r.xadd(INCOMING, {"org_id": "acme", "n": "3"})]
-    bridge.read(None)  # read, then the bridge dies before taking them in: pending
-    r.xdel(INCOMING, later[0])
-    r.delete(BRIDGE_LEASE)
-    successor = Bridge(Settings(redis_url=redis_url, group=GROUP, consumer="other"), lambda lane, new: None)
-    assert successor.try_lead() and successor.recover() == 2
-    assert r.lrange(f"{INBOX_PREFIX}acme", 0, -1) == [first, later[1]]  # in stream order, after the older one
-    assert r.lrange(f"{INBOX_PREFIX}", 0, -1) == [later[0]]  # deleted while pending: gone, to the DLQ
-    assert r.xinfo_groups(INCOMING)[0]["pending"] == 0
-    successor.redis.close()
-
-
-def test_intake_is_fenced_and_says_when_no_inbox_holds_entries(r: Any, bridge: Bridge) -> None:
+def test_intake_is_fenced_and_idle_it_gives_the_last_delivered_id(r: Any, scripts: Scripts) -> None:
     r.set(BRIDGE_LEASE, "someone-else")
     entry = r.xadd(INCOMING, {"org_id": "o"})
-    with pytest.raises(Fenced):
-        take(bridge, most_out=5)
-    assert r.xinfo_groups(INCOMING)[0]["pending"] == 1  # read, not taken in: the lease holder claims it
-    assert r.smembers(INBOXES) == set()
-    r.set(BRIDGE_LEASE, bridge.token)
-    assert take(bridge, most_out=5) == [1, "0"]  # idle: no inbox holds entries (and nothing new to read)
-    assert bridge.recover() == 1 and take(bridge, most_out=5) == [0, "0", "o", [entry]]
+    with pytest.raises(Exception, match="FENCED"):
+        intake(scripts, most_out=5)
+    assert r.xinfo_groups(INCOMING)[0]["lag"] == 1
+    r.set(BRIDGE_LEASE, "me")
+    intake(scripts, most_out=5)
+    r.delete(f"{INBOX_PREFIX}o", INBOXES)
+    assert intake(scripts, most_out=5) == [0, entry, "0"]
 
 
 def commit(scripts: Scripts, lane: str, token: str, count: int, ops: list[Any], now: int = 5000) -> int:

@@ -1,54 +1,86 @@
 -- Fairness between orgs: the bridge's read, in two stages (README "How it works").
--- 1. Take in the entries the bridge has just read from nf:incoming through the group (natively: an
---    XREADGROUP inside a script cost three times as much, turning every entry into Lua values): append
---    each id to its org's inbox (a list of stream ids) and acknowledge it in the same step, so nothing
---    is left pending and an entry is in exactly one inbox until handoff.lua takes it out, atomically
---    with pushing its events. The bridge gives the ids grouped by org, in stream order within each.
--- 2. Return the ids at the head of the orgs' inboxes, an equal share of ARGV[5] each (at least one),
---    for the orgs of a chunk of the set scanned from cursor ARGV[6]: one org's backlog never stands
---    in front of another org's entries. Nothing is taken out here, so a bridge that dies before
---    handing on fetches them again. ARGV[5] = 0: stage 1 alone.
+-- 1. Take new entries of nf:incoming in through the group: append each one's id to its org's inbox
+--    (a list of stream ids) and acknowledge it in the same step, so nothing is left pending and an
+--    entry is in exactly one inbox until handoff.lua takes it out, atomically with pushing its events.
+--    Cheap per entry (an id; no parsing, no copy), so it keeps up with a blast. The org is the
+--    entry's `org_id` field as bytes; without one, or longer than ARGV[6] bytes (never a valid org),
+--    the entry goes to the inbox of org "" (and so to the DLQ).
+-- 2. Return the ids at the head of the orgs' inboxes, an equal share of ARGV[9] each (at least one),
+--    for the orgs of a chunk of the set scanned from cursor ARGV[10]: one org's backlog never stands
+--    in front of another org's entries. The bridge reads their fields from nf:incoming itself
+--    (XRANGE, natively: cheaper than through Lua). Nothing is taken out here, so a bridge that dies
+--    before handing on fetches them again.
+-- Stage 1 stops after ARGV[8] bytes of fields, so a call stays short whatever the entries' size.
 -- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] set of orgs whose inbox holds entries
--- ARGV[1] group   ARGV[2] lease token   ARGV[3] lease ttl ms   ARGV[4] inbox key prefix
--- ARGV[5] most entries out   ARGV[6] SSCAN cursor over the orgs with entries ("0" to start)
--- ARGV[7] number of orgs taken in, then per org: org, count N, N stream ids
--- Returns {1 when no inbox holds entries (idle) else 0, the cursor for the next read,
+-- ARGV[1] group   ARGV[2] consumer   ARGV[3] lease token   ARGV[4] lease ttl ms   ARGV[5] most entries in
+-- ARGV[6] longest org id (bytes)   ARGV[7] inbox key prefix   ARGV[8] most bytes   ARGV[9] most entries out
+-- ARGV[10] SSCAN cursor over the orgs with entries ("0" to start)
+-- Returns {entries taken in, the last id taken in (when idle: the group's last delivered id), the
+--          cursor for the next read,
 --          then per org fetched: org, {id, ...}}
-if redis.call('GET', KEYS[2]) ~= ARGV[2] then
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then
   return redis.error_reply('FENCED bridge lease lost')
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-local at = 8
-for _ = 1, tonumber(ARGV[7]) do
-  local org, count = ARGV[at], tonumber(ARGV[at + 1])
-  if count > 0 then  -- at most a read's entries: unpack takes a few thousand values
-    redis.call('RPUSH', ARGV[4] .. org, unpack(ARGV, at + 2, at + 1 + count))
-    redis.call('SADD', KEYS[3], org)
-    redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, at + 2, at + 1 + count))
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local most_in, longest, most_bytes = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
+local taken, size, last = 0, 0, false
+local known = {}
+while taken < most_in and size < most_bytes do
+  local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', math.min(100, most_in - taken),
+    'STREAMS', KEYS[1], '>')
+  if not reply then break end
+  local ids, by_org, orgs = {}, {}, {}
+  for n, entry in ipairs(reply[1][2]) do
+    local id, fields = entry[1], entry[2]
+    local org = ''
+    for i = 1, #fields, 2 do  -- a repeated field counts by its last value, as the bridge reads it
+      size = size + #fields[i] + #fields[i + 1]
+      if fields[i] == 'org_id' then org = fields[i + 1] end
+    end
+    if #org > longest then org = '' end
+    local list = by_org[org]
+    if not list then
+      list = {}
+      by_org[org] = list
+      orgs[#orgs + 1] = org
+    end
+    list[#list + 1] = id
+    ids[n] = id
   end
-  at = at + 2 + count
+  for _, org in ipairs(orgs) do  -- one RPUSH per org and read, in stream order within the org
+    redis.call('RPUSH', ARGV[7] .. org, unpack(by_org[org]))
+    if not known[org] then
+      known[org] = true
+      redis.call('SADD', KEYS[3], org)
+    end
+  end
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+  taken, last = taken + #ids, ids[#ids]
 end
 
-if redis.call('SCARD', KEYS[3]) == 0 then
-  return {1, '0'}
-end
-local most_out = tonumber(ARGV[5])
-if most_out == 0 then
-  return {0, ARGV[6]}
+if redis.call('SCARD', KEYS[3]) == 0 then  -- idle: the bridge waits for entries after the last one
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+    for i = 1, #group, 2 do
+      if group[i] == 'name' and group[i + 1] ~= ARGV[1] then break end
+      if group[i] == 'last-delivered-id' then return {0, group[i + 1], '0'} end
+    end
+  end
+  return {0, '0-0', '0'}
 end
 -- The orgs served by this read: a chunk of the set from the bridge's cursor (SSCAN), so a read costs
 -- about the same however many orgs wait (SSCAN visits 128 slots at least: a set of up to about 128
 -- orgs is served whole by every read).
-local cursor, orgs = ARGV[6], {}
+local most_out = tonumber(ARGV[9])
+local cursor, orgs = ARGV[10], {}
 repeat
   local scanned = redis.call('SSCAN', KEYS[3], cursor, 'COUNT', math.max(most_out, 128))
   cursor = scanned[1]
   for _, org in ipairs(scanned[2]) do orgs[#orgs + 1] = org end
 until #orgs > 0 or cursor == '0'
-local result = {0, cursor}
+local result = {taken, last, cursor}
 local share = math.max(math.floor(most_out / math.max(#orgs, 1)), 1)
 for _, org in ipairs(orgs) do
-  local ids = redis.call('LRANGE', ARGV[4] .. org, 0, share - 1)
+  local ids = redis.call('LRANGE', ARGV[7] .. org, 0, share - 1)
   if #ids > 0 then
     result[#result + 1] = org
     result[#result + 1] = ids
