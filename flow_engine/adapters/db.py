@@ -49,8 +49,7 @@ class FlowRunRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # The run's trail (core/trail.py): its last 500 entries keyed by number, and how many it recorded.
-    # `json`, not jsonb, on PostgreSQL: written with every event and read rarely (store.py).
-    trail: Mapped[Any] = mapped_column(JSON, nullable=True)
+    trail: Mapped[Any] = mapped_column(JsonType, nullable=True)
     trail_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
     __table_args__ = (Index("ix_flow_runs_org_contact", "org_id", "contact"),
                       Index("ix_flow_runs_org_created", "org_id", "created_at"))

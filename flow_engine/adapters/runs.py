@@ -119,19 +119,16 @@ def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
             "trail_count": row["trail_count"] or 0}
 
 
-# Each trail entry of the chosen runs, its fields split (core/trail.py: encode; entries stored with the
-# former separator U+001F read the same), with `first`: 1 on the first entry of its location in its run,
-# so summing it counts the runs that reached a location without a DISTINCT over every entry. PostgreSQL
-# sums in SQL; SQLite (development) streams them to Python. The trail column is `json` (a `jsonb` one
-# made by an earlier 0003 reads the same through the cast).
-_PG_FIELD = "NULLIF(split_part(e.value, chr(9), {0}), '')"
+# Each trail entry of the chosen runs, its fields split (core/trail.py: encode), with `first`: 1 on the
+# first entry of its location in its run, so summing it counts the runs that reached a location without
+# a DISTINCT over every entry. PostgreSQL sums in SQL; SQLite (development) streams them to Python.
+_PG_FIELD = "NULLIF(split_part(e.value, chr(31), {0}), '')"
 _PG_ENTRIES = (
     "SELECT s, k, via, t, en, count(*), sum(first) FROM (SELECT x.* FROM flow_runs r CROSS JOIN LATERAL ("
-    f"SELECT split_part(e.value, chr(9), 1) AS s, {_PG_FIELD.format(3)} AS k, {_PG_FIELD.format(4)} AS via, "
+    f"SELECT split_part(e.value, chr(31), 1) AS s, {_PG_FIELD.format(3)} AS k, {_PG_FIELD.format(4)} AS via, "
     f"{_PG_FIELD.format(5)} AS t, {_PG_FIELD.format(6)} AS en, "
-    "CAST(row_number() OVER (PARTITION BY split_part(e.value, chr(9), 1)) = 1 AS integer) AS first "
-    "FROM (SELECT key, translate(value, chr(31), chr(9)) AS value FROM json_each_text(CAST(r.trail AS json))) AS e"
-    ") AS x WHERE {where}) AS y GROUP BY s, k, via, t, en"
+    "CAST(row_number() OVER (PARTITION BY split_part(e.value, chr(31), 1)) = 1 AS integer) AS first "
+    "FROM jsonb_each_text(r.trail) AS e) AS x WHERE {where}) AS y GROUP BY s, k, via, t, en"
 )
 _SQLITE_ENTRIES = "SELECT r.id, e.value FROM flow_runs r, json_each(r.trail) AS e WHERE {where}"
 

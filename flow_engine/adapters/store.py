@@ -277,22 +277,18 @@ def _last_entries(trail: dict[str, Any], count: int) -> dict[str, Any]:
 # are merged by number into the stored object, so writing an event again (a replay after a crash, or a
 # batch re-run one event at a time) changes nothing; an event older than what the row holds is not
 # merged at all. Past MAX_ENTRIES the oldest entries are dropped (trail_count keeps counting).
-# On PostgreSQL the column is `json` (stored as sent: jsonb's conversion of every new row cost more than
-# the rest of the trail), merged as jsonb only when a run's row is written again; the CASE is jsonb,
-# assigned to the column by PostgreSQL's assignment cast (a `jsonb` column of an earlier 0003 works too).
-def _trail_merge(merged: str, each: str, aggregate: str, as_int: str, stored: str) -> str:
+def _trail_merge(merged: str, each: str, aggregate: str, as_int: str) -> str:
     return (f"CASE WHEN excluded.trail_count > COALESCE(flow_runs.trail_count, 0) THEN "
             f"CASE WHEN excluded.trail_count > {MAX_ENTRIES} THEN (SELECT {aggregate} FROM {each}({merged}) AS e "
             f"WHERE {as_int} >= excluded.trail_count - {MAX_ENTRIES}) ELSE {merged} END "
-            f"ELSE {stored} END")
+            "ELSE flow_runs.trail END")
 
 
 _TRAIL_MERGE = {  # by "is PostgreSQL"
-    True: _trail_merge("COALESCE(CAST(flow_runs.trail AS jsonb), '{}'::jsonb) || CAST(excluded.trail AS jsonb)",
-                       "jsonb_each", "COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb)",
-                       "CAST(e.key AS integer)", "CAST(flow_runs.trail AS jsonb)"),
+    True: _trail_merge("COALESCE(flow_runs.trail, '{}'::jsonb) || excluded.trail", "jsonb_each",
+                       "COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb)", "CAST(e.key AS integer)"),
     False: _trail_merge("json_patch(COALESCE(flow_runs.trail, '{}'), excluded.trail)", "json_each",
-                        "json_group_object(e.key, e.value)", "CAST(e.key AS INTEGER)", "flow_runs.trail"),
+                        "json_group_object(e.key, e.value)", "CAST(e.key AS INTEGER)"),
 }
 _TRAIL_COUNT = {
     True: "GREATEST(COALESCE(flow_runs.trail_count, 0), excluded.trail_count)",

@@ -48,7 +48,7 @@ def test_db_upgrade_adds_only_the_engines_columns_and_indexes_and_twice_changes_
             assert {name: after[table][name] for name in kinds} == kinds
         assert set(after["flow_runs"]) - set(before["flow_runs"]) == {"flow_version", "contact", "channel_id", "trail",
                                                                       "trail_count"}
-        assert (after["flow_runs"]["trail"], after["flow_runs"]["trail_count"]) == ("json", "integer")
+        assert (after["flow_runs"]["trail"], after["flow_runs"]["trail_count"]) == ("jsonb", "integer")
         assert set(after["flows"]) - set(before["flows"]) == {"created_at"}
         assert set(after["contacts"]) - set(before["contacts"]) == {"created_at", "updated_at"}
         assert after["flow_runs"]["created_at"] == "timestamp without time zone"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 
 from flow_engine.adapters.db import FlowRunRow
 from flow_engine.adapters.store import Applied, apply_outcomes, load_contacts
@@ -21,21 +21,11 @@ from flow_engine.core.trail import ordered
 from tests.runtime.conftest import store_engine
 
 
-@pytest.fixture(params=["postgresql", "postgresql-jsonb", "sqlite"])
+@pytest.fixture(params=["postgresql", "sqlite"])
 def engine(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[Engine]:
-    """"postgresql-jsonb": the trail column as an earlier 0003 made it (jsonb; now json)."""
-    engine = store_engine(request.param.removesuffix("-jsonb"), database_url, tmp_path)
-    if request.param.endswith("-jsonb"):
-        retype(engine, "jsonb")
+    engine = store_engine(request.param, database_url, tmp_path)
     yield engine
-    if request.param.endswith("-jsonb"):
-        retype(engine, "json")
     engine.dispose()
-
-
-def retype(engine: Engine, kind: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(text(f"ALTER TABLE flow_runs ALTER COLUMN trail TYPE {kind} USING CAST(trail AS {kind})"))
 
 
 def steps(first: int, count: int, end: str | None = None) -> tuple[dict[str, Any], ...]:
