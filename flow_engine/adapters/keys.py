@@ -33,7 +33,7 @@ BUSY_LANES_QUEUE = "flow-engine"  # a lane that used up its turn and still holds
 # the wait key (kind "handoff"); this index, changed by the same commit, lets `handoff list` skip a scan.
 HANDOFFS = "fe:handoffs"
 SECRET = "fe:secret"  # the engine's MAC key (resume and replay signatures); created once, never rotated
-DEDUPE_PREFIX = "fe:dedupe:"  # fe:dedupe:{slot}:{shard}: strings of 12-byte message id records (dedupe.py)
+DEDUPE_PREFIX = "fe:dedupe:"  # fe:dedupe:h:{slot}:{shard}: hashes of 12-byte message id records (dedupe.py)
 FORMER_SEEN_KEYS = "fe:seen:*"  # the former dedupe layout, one key per message id (Keys.seen)
 INTENT_PREFIX = "fe:intent:"  # fe:intent:{event key}: the intent decided for an event (nlp.py)
 # Not here: the wait prefix and the timer ZSET, settings of their own (FLOW_ENGINE_WAIT_PREFIX,

@@ -88,9 +88,11 @@ def test_handoff_drops_a_whatsapp_id_seen_before_and_counts_it(r: Any, scripts: 
         1, 1, 0, 0, "acme:1"]
     assert r.lrange(f"{LANE_PREFIX}acme:1", 0, -1) == ["x"]
     assert r.hget(STATS, "ignored:duplicate") == "1"
-    shard = int.from_bytes(seen[:2], "big")
-    assert r.strlen(f"fe:dedupe:7:{shard}") == 12  # the record, and nothing else
-    assert 0 < r.ttl(f"fe:dedupe:7:{shard}") <= 3 * 900
+    # The record is a field of its hash among slot 7's shards: 4,096, as slot 6 remembered nothing.
+    assert r.hget("fe:dedupe:h:7", "s") == "4096" and r.hget("fe:dedupe:h:7", "n") == "1"
+    key = dedupe.hash_key(7, seen[2:14], 4096)
+    assert r.execute_command("HKEYS", key, NEVER_DECODE=True) == [seen[2:14]]  # the record, and nothing else
+    assert 0 < r.ttl(key) <= 3 * 900
 
 
 def test_handoff_remembers_an_id_for_the_window_and_then_forgets_it(r: Any, scripts: Scripts) -> None:
@@ -111,6 +113,13 @@ def test_handoff_remembers_an_id_for_the_window_and_then_forgets_it(r: Any, scri
     assert dedupe.former_keys_left(r)
     assert once(15, dedupe.seen_arg("acme", "wamid.old")) == 1
     assert once(15, dedupe.seen_arg_new("acme", "wamid.old")) == 0
+    # And records in the strings of the layout before hashes.
+    r.delete(Keys.seen("acme", "wamid.old"))
+    assert not dedupe.former_keys_left(r)
+    old = dedupe.seen_arg("acme", "wamid.blob")
+    r.append(dedupe.key(15, int.from_bytes(old[:2], "big")), old[2:14])
+    assert dedupe.former_keys_left(r)
+    assert once(16, old) == 1 and once(16, dedupe.seen_arg_new("acme", "wamid.blob")) == 0
 
 
 def test_handoff_counts_entries_without_events(r: Any, scripts: Scripts) -> None:
@@ -379,6 +388,25 @@ def test_the_source_of_a_lane_item_is_its_stream_entry(r: Any) -> None:
     assert stand_in == {"org_id": "acme", "channel_id": "ch", "trimmed": "original entry no longer in stream",
                         "payload": '{"text": "ñ x", "contact": {"phone": "521", "name": "Ana"}, "id": "wamid.7"}'}
     assert parse_entry("2-0", stand_in) == [Message("2-0/0", "acme", "ch", "521", "ñ x", "Ana", "wamid.7")]
+
+
+def test_a_slot_has_shards_for_the_ids_its_predecessor_remembered_and_looks_up_in_three_slots(
+        r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
+    r.hset("fe:dedupe:h:40", mapping={"s": 4096, "n": 1_000_000})
+
+    def once(slot: int, arg: bytes) -> int:
+        entry = r.xadd(INCOMING, {"payload": "x"})
+        read(r)
+        flat = [entry, INCOMING, 1, "acme:0", "item", arg]
+        return int(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES, INBOXES],
+                                   args=[GROUP, "me", 5000, 900, 1000, LANE_PREFIX, slot, INBOX_PREFIX, *flat])[1])
+    seen = dedupe.seen_arg_new("acme", "wamid.sized")
+    assert once(41, seen) == 0
+    assert r.hget("fe:dedupe:h:41", "s") == str(1_000_000 // 32)  # 32 ids a hash at the same rate
+    assert r.execute_command("HEXISTS", dedupe.hash_key(41, seen[2:14], 1_000_000 // 32), seen[2:14]) == 1
+    assert [once(42, seen), once(43, seen), once(44, seen)] == [1, 1, 0]  # slots 41..43 look in 41
+    assert r.hget("fe:dedupe:h:42", "s") == "4096"  # slot 41 remembered 1 id: the fewest shards
 
 
 def test_commit_forgets_a_message_id_so_it_can_be_published_again(r: Any, scripts: Scripts) -> None:

@@ -9,7 +9,8 @@
 --                   ["h", field, n] add n to a counter of the stats hash (ignored:<reason>)
 --                   ["d", key] delete a key (the seen mark of a dead-lettered message, so it can be re-published)
 --                   ["f", shard, record (hex), first slot, last slot] forget a message id: remove its 12-byte
---                   record from fe:dedupe:{slot}:{shard} of those slots (adapters/dedupe.py)
+--                   record from those slots' hashes (fe:dedupe:h:{slot}:{shard of the slot}) and from the
+--                   former layout's strings fe:dedupe:{slot}:{shard} (adapters/dedupe.py)
 --                   ["q", key, item] hold a message (RPUSH) | ["o", key, n] release the n oldest (LPOP)
 --                   ["a", key, score, member] ZADD to an index | ["b", key, member] ZREM from one (fe:handoffs)
 -- ARGV[7] lane id (removed from the set of lanes holding events when the lane empties)
@@ -44,7 +45,13 @@ for _, op in ipairs(cjson.decode(ARGV[6])) do
     redis.call('DEL', op[2])
   elseif kind == 'f' then
     local record = string.gsub(op[3], '..', function(hex) return string.char(tonumber(hex, 16)) end)
+    local a, b, c, d = string.byte(record, 1, 4)
+    local position = ((a * 256 + b) * 256 + c) * 256 + d
     for slot = tonumber(op[4]), tonumber(op[5]) do
+      local shards = tonumber(redis.call('HGET', 'fe:dedupe:h:' .. slot, 's'))
+      if shards then
+        redis.call('HDEL', 'fe:dedupe:h:' .. slot .. ':' .. (position % shards), record)
+      end
       local key = 'fe:dedupe:' .. slot .. ':' .. op[2]
       local blob = redis.call('GET', key)
       local start = 1

@@ -12,9 +12,12 @@
 --   then N times lane, item, seen
 --   or "" (no WhatsApp message id), or for N = 0 the reason the entry is ignored ("receipt",
 --   "forged-resume"), counted in the stats hash as ignored:<reason> (flat arguments: the items are JSON)
--- A seen argument is 2 bytes of shard, a 12-byte record, then maybe a key of the former layout
--- (adapters/dedupe.py): a message is a duplicate when its record is in fe:dedupe:{slot}:{shard} of the
--- last 3 slots, or the former key exists; else its record is appended to the current slot.
+-- A seen argument is 2 bytes of a former shard, a 12-byte record, then maybe a key of the former layout
+-- (adapters/dedupe.py): a message is a duplicate when its record is a field of the hash
+-- fe:dedupe:h:{slot}:{record's shard among the slot's shards} of one of the last 3 slots (or, while
+-- the former layouts may be left, in the string fe:dedupe:{slot}:{shard} or the former key exists);
+-- else it is added to the current slot's hash. Each slot's shard count is fixed when the slot starts,
+-- from the ids its predecessor remembered (about 32 a hash: small hashes stay listpacks, ~16 bytes an id).
 -- Returns {events pushed, duplicates dropped, receipts, forged resumes,
 --          ids of the lanes that were armed (need a worker)...}
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then
@@ -31,19 +34,46 @@ local function holds(blob, record)
     start = at + 1
   end
 end
+-- The last 3 slots' hashes: name prefix and shard count (nil: a slot that remembered nothing), read once
+-- a call; the current slot's count is fixed on its first id (HSETNX: a dead bridge's choice stands).
+-- Seconds until 3 slots after this one started (by the bridge's clock, ARGV[5]): a slot's hashes go
+-- once no look-up reads them.
+local expire_s = math.min(math.max((slot + 3) * slot_s - math.floor(tonumber(ARGV[5]) / 1000), 1), 3 * slot_s)
+local slots = {}
+for age = 2, 0, -1 do
+  local meta = 'fe:dedupe:h:' .. (slot - age)
+  local shards = tonumber(redis.call('HGET', meta, 's'))
+  if not shards and age == 0 then
+    local before = tonumber(redis.call('HGET', 'fe:dedupe:h:' .. (slot - 1), 'n') or '0')
+    -- 32 ids a hash at the same rate (a look-up scans a listpack), 4,096 to 4M shards
+    local wanted = math.min(math.max(math.ceil(before / 32), 4096), 4194304)
+    redis.call('HSETNX', meta, 's', wanted)
+    redis.call('EXPIRE', meta, expire_s)
+    shards = tonumber(redis.call('HGET', meta, 's'))
+  end
+  if shards then slots[#slots + 1] = {meta .. ':', shards} end
+end
+local current, added = slots[#slots], 0
 local function seen_before(seen)
-  local shard = ':' .. (string.byte(seen, 1) * 256 + string.byte(seen, 2))
   local record = string.sub(seen, 3, 14)
-  local blobs = redis.call('MGET', 'fe:dedupe:' .. (slot - 2) .. shard, 'fe:dedupe:' .. (slot - 1) .. shard,
-    'fe:dedupe:' .. slot .. shard)
-  for n = 1, 3 do
-    if blobs[n] and holds(blobs[n], record) then return true end
+  local a, b, c, d = string.byte(record, 1, 4)
+  local position = ((a * 256 + b) * 256 + c) * 256 + d
+  for n = 1, #slots do
+    if redis.call('HEXISTS', slots[n][1] .. (position % slots[n][2]), record) == 1 then return true end
   end
-  if #seen > 14 and redis.call('EXISTS', string.sub(seen, 15)) == 1 then return true end
-  local key = 'fe:dedupe:' .. slot .. shard
-  if redis.call('APPEND', key, record) == 12 then
-    redis.call('EXPIRE', key, 3 * slot_s)
+  if #seen > 14 then  -- the former layouts: strings of records by slot and shard, a key per id
+    local shard = ':' .. (string.byte(seen, 1) * 256 + string.byte(seen, 2))
+    local blobs = redis.call('MGET', 'fe:dedupe:' .. (slot - 2) .. shard, 'fe:dedupe:' .. (slot - 1) .. shard,
+      'fe:dedupe:' .. slot .. shard)
+    for n = 1, 3 do
+      if blobs[n] and holds(blobs[n], record) then return true end
+    end
+    if redis.call('EXISTS', string.sub(seen, 15)) == 1 then return true end
   end
+  local key = current[1] .. (position % current[2])
+  redis.call('HSET', key, record, '')
+  redis.call('EXPIRE', key, expire_s)
+  added = added + 1
   return false
 end
 local result = {0, 0, 0, 0}
@@ -108,5 +138,8 @@ for inbox in pairs(inboxes) do
 end
 if result[2] > 0 then
   redis.call('HINCRBY', KEYS[3], 'ignored:duplicate', result[2])
+end
+if added > 0 then
+  redis.call('HINCRBY', 'fe:dedupe:h:' .. slot, 'n', added)
 end
 return result
