@@ -1,17 +1,17 @@
-"""Duplicate detection of WhatsApp message ids in about 16 bytes an id (a key per id cost ~150), each
+"""Duplicate detection of WhatsApp message ids in about 20 bytes an id (a key per id cost ~150), each
 look-up a few native hash look-ups whatever the number of ids remembered.
 
 A message id is remembered as a 12-byte record: the blake2b digest of (org, message id), a field of a
 small hash `fe:dedupe:h:{slot}:{shard}`: `slot` is half of FLOW_ENGINE_DEDUPE_TTL_S of time, `shard`
 the record's first 4 bytes modulo the slot's shard count. A slot's shard count is fixed when the slot
 starts (hash `fe:dedupe:h:{slot}`, field `s`), from the ids the slot before remembered (field `n`):
-about 32 ids a hash at the same rate, 4,096 to 4,194,304 shards (4,096 for a slot after one that
-remembered nothing). A look-up checks the hashes of the 3 slots that cover the window (HEXISTS, a scan
-of a small listpack: 5-8 µs of Redis a message with the rest of the hand-off). Up to Redis's
-hash-max-listpack-entries (128 by default) ids a hash take ~16 bytes each; a slot whose traffic
-outgrows its predecessor's that much holds hash tables (~60 bytes an id, look-ups still constant),
-and the next slot has more shards. A slot's hashes expire 3 slots after it started: an id is
-remembered for between the window and 1.5 times it.
+about 32 ids a hash at the same rate, 16,384 to 4,194,304 shards (16,384 after a slot that remembered
+nothing: 32 a hash at 6 messages a second with the default TTL). A look-up checks the hashes of the 3
+slots that cover the window (HEXISTS: a scan of a small listpack; 5-8 µs of Redis a message with the
+rest of the hand-off). Up to Redis's hash-max-listpack-entries (128 by default) ids a hash take ~16
+bytes each; a slot whose traffic outgrows its predecessor's that much holds hash tables (~60 bytes an
+id, look-ups still constant), and the next slot has more shards. A slot's hashes expire 3 slots after
+it started: an id is remembered for between the window and 1.5 times it.
 
 Exact in practice: a new id is taken for a duplicate only if its 96-bit digest equals that of an id
 in the window (odds below 1e-19 per message at 1,000 messages a second).

@@ -14,6 +14,11 @@ from flow_engine.adapters.keys import INBOX_PREFIX, INBOXES, INCOMING, LANE_PREF
 from flow_engine.adapters.scripts import RedisClient, Scripts
 
 TRIMMED_STREAMS = (INCOMING, OUTBOX, WEBHOOKS)
+# An approximate XTRIM removes at most 10,000 entries a call (Redis's default LIMIT: 100 times
+# stream-node-max-entries), which keeps each call short; a trim calls again while a call removes any,
+# up to this many times: at the default period (10 s) one call a period trimmed at most 1,000 entries
+# a second, fewer than a sustained 1,000 messages a second and their timers add.
+TRIM_CALLS = 100
 
 
 def trim_streams(scripts: Scripts, now_ms: int, *, retention_s: int, maxlen: int) -> dict[str, int]:
@@ -22,9 +27,13 @@ def trim_streams(scripts: Scripts, now_ms: int, *, retention_s: int, maxlen: int
     removed = {}
     for stream in TRIMMED_STREAMS:
         lane_heads = "1" if stream == INCOMING else "0"
-        result = scripts.trim(keys=[stream, LANES, INBOXES], args=[cutoff, maxlen, LANE_PREFIX, lane_heads,
-                                                                   INBOX_PREFIX])
-        removed[stream] = int(result[0])
+        removed[stream] = 0
+        for _ in range(TRIM_CALLS):
+            result = scripts.trim(keys=[stream, LANES, INBOXES], args=[cutoff, maxlen, LANE_PREFIX, lane_heads,
+                                                                       INBOX_PREFIX])
+            removed[stream] += int(result[0])
+            if not int(result[0]):
+                break
     return removed
 
 

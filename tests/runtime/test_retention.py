@@ -11,6 +11,7 @@ import pytest
 
 from flow_engine.adapters import dedupe
 from flow_engine.adapters.keys import INBOX_PREFIX, INBOXES, INCOMING, LANE_PREFIX, LANES, OUTBOX, Keys
+from flow_engine.adapters.retention import trim_streams
 from flow_engine.adapters.scripts import Scripts, connect
 from tests.devstack import Stack
 from tests.runtime.conftest import new_org
@@ -85,6 +86,20 @@ def test_a_stream_without_consumer_groups_keeps_its_newest_maxlen_entries(r: Any
     removed = trim(r, OUTBOX, maxlen=300)
     left = [entry_id for entry_id, _ in r.xrange(OUTBOX)]
     assert left[-300:] == ids[-300:] and 600 <= removed <= 700
+
+
+def test_one_trim_removes_more_than_an_approximate_xtrim_takes_at_a_time(r: Any) -> None:
+    """Redis caps an approximate XTRIM at 10,000 entries a call; a trim (retention.trim_streams) calls
+    again while a call removes any, so a backlog's worth goes at once."""
+    ids = [entry for _ in range(5) for entry in fill(r, OUTBOX, 5_000)]
+    r.xgroup_create(OUTBOX, "gateway", id="0")
+    r.xreadgroup("gateway", "g1", {OUTBOX: ">"}, count=30_000)
+    r.xack(OUTBOX, "gateway", *ids[:24_950])
+    assert trim(r, OUTBOX) == 10_000  # one call: Redis's cap
+    removed = trim_streams(Scripts(r), 99_999_999_999_999, retention_s=1, maxlen=0)
+    left = [entry_id for entry_id, _ in r.xrange(OUTBOX)]
+    assert left[-50:] == ids[-50:] and len(left) <= 150  # whole nodes of 100 below the first pending
+    assert removed[OUTBOX] == 25_000 - 10_000 - len(left)
 
 
 @pytest.fixture(scope="module")

@@ -88,9 +88,9 @@ def test_handoff_drops_a_whatsapp_id_seen_before_and_counts_it(r: Any, scripts: 
         1, 1, 0, 0, "acme:1"]
     assert r.lrange(f"{LANE_PREFIX}acme:1", 0, -1) == ["x"]
     assert r.hget(STATS, "ignored:duplicate") == "1"
-    # The record is a field of its hash among slot 7's shards: 4,096, as slot 6 remembered nothing.
-    assert r.hget("fe:dedupe:h:7", "s") == "4096" and r.hget("fe:dedupe:h:7", "n") == "1"
-    key = dedupe.hash_key(7, seen[2:14], 4096)
+    # The record is a field of its hash among slot 7's shards: 16,384, as slot 6 remembered nothing.
+    assert r.hget("fe:dedupe:h:7", "s") == "16384" and r.hget("fe:dedupe:h:7", "n") == "1"
+    key = dedupe.hash_key(7, seen[2:14], 16384)
     assert r.execute_command("HKEYS", key, NEVER_DECODE=True) == [seen[2:14]]  # the record, and nothing else
     assert 0 < r.ttl(key) <= 3 * 900
 
@@ -393,7 +393,7 @@ def test_the_source_of_a_lane_item_is_its_stream_entry(r: Any) -> None:
 def test_a_slot_has_shards_for_the_ids_its_predecessor_remembered_and_looks_up_in_three_slots(
         r: Any, scripts: Scripts) -> None:
     r.set(BRIDGE_LEASE, "me")
-    r.hset("fe:dedupe:h:40", mapping={"s": 4096, "n": 1_000_000})
+    r.hset("fe:dedupe:h:40", mapping={"s": 16384, "n": 1_000_000})
 
     def once(slot: int, arg: bytes) -> int:
         entry = r.xadd(INCOMING, {"payload": "x"})
@@ -406,7 +406,7 @@ def test_a_slot_has_shards_for_the_ids_its_predecessor_remembered_and_looks_up_i
     assert r.hget("fe:dedupe:h:41", "s") == str(1_000_000 // 32)  # 32 ids a hash at the same rate
     assert r.execute_command("HEXISTS", dedupe.hash_key(41, seen[2:14], 1_000_000 // 32), seen[2:14]) == 1
     assert [once(42, seen), once(43, seen), once(44, seen)] == [1, 1, 0]  # slots 41..43 look in 41
-    assert r.hget("fe:dedupe:h:42", "s") == "4096"  # slot 41 remembered 1 id: the fewest shards
+    assert r.hget("fe:dedupe:h:42", "s") == "16384"  # slot 41 remembered 1 id: the fewest shards
 
 
 def test_commit_forgets_a_message_id_so_it_can_be_published_again(r: Any, scripts: Scripts) -> None:

@@ -45,8 +45,8 @@ for age = 2, 0, -1 do
   local shards = tonumber(redis.call('HGET', meta, 's'))
   if not shards and age == 0 then
     local before = tonumber(redis.call('HGET', 'fe:dedupe:h:' .. (slot - 1), 'n') or '0')
-    -- 32 ids a hash at the same rate (a look-up scans a listpack), 4,096 to 4M shards
-    local wanted = math.min(math.max(math.ceil(before / 32), 4096), 4194304)
+    -- 32 ids a hash at the same rate (a look-up scans a listpack), 16,384 to 4M shards
+    local wanted = math.min(math.max(math.ceil(before / 32), 16384), 4194304)
     redis.call('HSETNX', meta, 's', wanted)
     redis.call('EXPIRE', meta, expire_s)
     shards = tonumber(redis.call('HGET', meta, 's'))
