@@ -95,16 +95,22 @@ def test_handoff_drops_a_whatsapp_id_seen_before_and_counts_it(r: Any, scripts: 
     assert 0 < r.ttl(key) <= 3 * 900
 
 
+def duplicates(r: Any, scripts: Scripts, slot: int, seen: bytes, *, slot_s: int = 900, now_ms: int = 1000) -> int:
+    """Hand on one message whose seen argument is `seen` in dedupe slot `slot`: 1 if it was dropped as a
+    duplicate, else 0."""
+    entry = r.xadd(INCOMING, {"payload": "x"})
+    read(r)
+    return int(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES, INBOXES], args=[
+        GROUP, "me", 5000, slot_s, now_ms, LANE_PREFIX, slot, INBOX_PREFIX, entry, INCOMING, 1, "acme:0", "item",
+        seen])[1])
+
+
 def test_handoff_remembers_an_id_for_the_window_and_then_forgets_it(r: Any, scripts: Scripts) -> None:
     r.set(BRIDGE_LEASE, "me")
     seen = dedupe.seen_arg("acme", "wamid.w")
     other = dedupe.seen_arg("other-org", "wamid.w")  # the same id in another org is another message
     def once(slot: int, arg: bytes) -> int:
-        entry = r.xadd(INCOMING, {"payload": "x"})
-        read(r)
-        flat = [entry, INCOMING, 1, "acme:0", "item", arg]
-        return int(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES, INBOXES],
-                                   args=[GROUP, "me", 5000, 900, 1000, LANE_PREFIX, slot, INBOX_PREFIX, *flat])[1])
+        return duplicates(r, scripts, slot, arg)
     assert [once(10, seen), once(10, other), once(11, seen), once(12, seen), once(13, seen)] == [0, 0, 1, 1, 0]
     # Ids of the former layout (a key each) still count as seen until they expire, while the bridge
     # knows some are left.
@@ -396,11 +402,7 @@ def test_a_slot_has_shards_for_the_ids_its_predecessor_remembered_and_looks_up_i
     r.hset("fe:dedupe:h:40", mapping={"s": 16384, "n": 1_000_000})
 
     def once(slot: int, arg: bytes) -> int:
-        entry = r.xadd(INCOMING, {"payload": "x"})
-        read(r)
-        flat = [entry, INCOMING, 1, "acme:0", "item", arg]
-        return int(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES, INBOXES],
-                                   args=[GROUP, "me", 5000, 900, 1000, LANE_PREFIX, slot, INBOX_PREFIX, *flat])[1])
+        return duplicates(r, scripts, slot, arg)
     seen = dedupe.seen_arg_new("acme", "wamid.sized")
     assert once(41, seen) == 0
     assert r.hget("fe:dedupe:h:41", "s") == str(1_000_000 // 32)  # 32 ids a hash at the same rate
@@ -416,11 +418,7 @@ def test_commit_forgets_a_message_id_so_it_can_be_published_again(r: Any, script
     arg, neighbour = dedupe.seen_arg("acme", "wamid.dlq"), dedupe.seen_arg("acme", "wamid.kept")
 
     def duplicate(seen: bytes) -> int:
-        entry = r.xadd(INCOMING, {"payload": "x"})
-        read(r)
-        return int(scripts.handoff(keys=[INCOMING, BRIDGE_LEASE, STATS, LANES, INBOXES], args=[
-            GROUP, "me", 5000, dedupe.slot_s(172_800), now_ms, LANE_PREFIX, slot, INBOX_PREFIX,
-            entry, INCOMING, 1, "acme:0", "i", seen])[1])
+        return duplicates(r, scripts, slot, seen, slot_s=dedupe.slot_s(172_800), now_ms=now_ms)
     assert [duplicate(arg), duplicate(neighbour), duplicate(arg)] == [0, 0, 1]
     r.set(Keys.lane_lock("acme:0"), "t")
     assert commit(scripts, "acme:0", "t", 0, dedupe.forget_ops("acme", "wamid.dlq", now_ms, 172_800)) > 0
