@@ -29,6 +29,8 @@ The benchmarks (each module's docstring says exactly what is measured), with the
                 BENCH_CAPACITY_RETENTION_S (5), BENCH_CAPACITY_MAXLEN (1,000)
   stats         bench/trails.py: `stats` on N runs    BENCH_STATS_RUNS (10,000), BENCH_ROUNDS (5)
   trail_writes  bench/trails.py: DB time per event with and without trails   BENCH_STATS_RUNS, BENCH_ROUNDS
+  dedupe        bench/dedupe.py: hand-off Redis time a message as the dedupe hashes fill
+                BENCH_DEDUPE_MESSAGES (2,000)
   instructions  bench/instructions.py: worker instructions per message (valgrind), on request only
                 BENCH_INSTR_MESSAGES (2,000)
 
@@ -51,6 +53,7 @@ from typing import Any
 from bench import (
     branching,
     capacity,
+    dedupe,
     fairness,
     instructions,
     interpreter,
@@ -77,6 +80,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "capacity": capacity.run,
     "stats": trails.run_stats,
     "trail_writes": trails.run_trail_writes,
+    "dedupe": dedupe.run,
     "instructions": instructions.run,
 }
 ON_REQUEST = {"instructions"}  # not part of a run of all: needs valgrind, and counts rather than times
