@@ -29,10 +29,10 @@ def trim_streams(scripts: Scripts, now_ms: int, *, retention_s: int, maxlen: int
         lane_heads = "1" if stream == INCOMING else "0"
         removed[stream] = 0
         for _ in range(TRIM_CALLS):
-            result = scripts.trim(keys=[stream, LANES, INBOXES], args=[cutoff, maxlen, LANE_PREFIX, lane_heads,
-                                                                       INBOX_PREFIX])
-            removed[stream] += int(result[0])
-            if not int(result[0]):
+            count = int(scripts.trim(keys=[stream, LANES, INBOXES], args=[cutoff, maxlen, LANE_PREFIX, lane_heads,
+                                                                          INBOX_PREFIX])[0])
+            removed[stream] += count
+            if not count:
                 break
     return removed
 

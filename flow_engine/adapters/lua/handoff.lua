@@ -34,11 +34,11 @@ local function holds(blob, record)
     start = at + 1
   end
 end
--- The last 3 slots' hashes: name prefix and shard count (nil: a slot that remembered nothing), read once
--- a call; the current slot's count is fixed on its first id (HSETNX: a dead bridge's choice stands).
 -- Seconds until 3 slots after this one started (by the bridge's clock, ARGV[5]): a slot's hashes go
 -- once no look-up reads them.
 local expire_s = math.min(math.max((slot + 3) * slot_s - math.floor(tonumber(ARGV[5]) / 1000), 1), 3 * slot_s)
+-- The last 3 slots' hashes: name prefix and shard count (nil: a slot that remembered nothing), read once
+-- a call; the current slot's count is fixed on its first id (HSETNX: a dead bridge's choice stands).
 local slots = {}
 for age = 2, 0, -1 do
   local meta = 'fe:dedupe:h:' .. (slot - age)
