@@ -66,13 +66,15 @@ class Quiet:
             self.count += 1
 
     def read_answers(self) -> None:
-        for entry_id, fields in self.stack.redis.xrange(OUTBOX, min=f"({self.since}", count=20_000):
-            self.since = entry_id
-            if fields.get("org_id") == QUIET and fields.get("orig_text") in self.sent_ms:
-                self.answered_ms.setdefault(fields["orig_text"], stream_ms(entry_id))
-            elif fields.get("org_id") == LOUD:
-                self.loud_answers += 1
-                self.last_loud_ms = stream_ms(entry_id)
+        """Every outbox entry after `since`, read in pages (a blast's answers are many pages)."""
+        while page := self.stack.redis.xrange(OUTBOX, min=f"({self.since}", count=20_000):
+            for entry_id, fields in page:
+                if fields.get("org_id") == QUIET and fields.get("orig_text") in self.sent_ms:
+                    self.answered_ms.setdefault(fields["orig_text"], stream_ms(entry_id))
+                elif fields.get("org_id") == LOUD:
+                    self.loud_answers += 1
+                    self.last_loud_ms = stream_ms(entry_id)
+            self.since = page[-1][0]
 
     def answered(self, loud: int = 0) -> bool:
         """Whether every quiet message sent and `loud` loud ones have their answer (one XLEN)."""

@@ -50,6 +50,11 @@ FORMER_SEEN_EVERY_MS = 600_000
 INTAKE_ENTRIES = 2_000
 # Bytes of fields the intake stops after: a read holds Redis for a few ms at most.
 READ_BYTES = 4 * 1024 * 1024
+# While an org's lanes hold events enough for a full batch of each (FLOW_ENGINE_LANES x
+# FLOW_ENGINE_LANE_BATCH), the intake hands on no more of its entries: a blast waits in its inbox
+# (an id each), and the bridge does not spend the CPU the workers need to hand it on sooner than they
+# can take it. Then the bridge waits this long for a new entry before it reads again.
+HELD_BACK_WAIT_MS = 5
 INBOX_SOURCE_PREFIX = INBOX_PREFIX.encode()
 INCOMING_SOURCE = INCOMING.encode()
 CONVERSING_KEPT_MS = 60_000  # marks older than this are dropped from CONVERSING
@@ -123,12 +128,15 @@ class Bridge:
         reply = self.scripts.intake(
             keys=[INCOMING, BRIDGE_LEASE, INBOXES],
             args=[self.settings.group, self.settings.consumer, self.token, self.lease_ms(), INTAKE_ENTRIES,
-                  MAX_ORG_CHARS * 4, INBOX_PREFIX, READ_BYTES, self.settings.read_batch, self.cursor],
+                  MAX_ORG_CHARS * 4, INBOX_PREFIX, READ_BYTES, self.settings.read_batch, self.cursor,
+                  LANE_PREFIX, self.settings.lanes, self.settings.lanes * self.settings.lane_batch],
         )
-        taken, last_id, self.cursor = int(reply[0]), reply[1], reply[2]
-        entries = self.fetch([(INBOX_SOURCE_PREFIX + reply[at], reply[at + 1]) for at in range(3, len(reply), 2)])
+        taken, last_id, self.cursor, held_back = int(reply[0]), reply[1], reply[2], int(reply[3])
+        entries = self.fetch([(INBOX_SOURCE_PREFIX + reply[at], reply[at + 1]) for at in range(4, len(reply), 2)])
         if entries:
             self.hand_on(entries)
+        elif held_back and not taken:  # only full lanes' orgs wait: read again once they may have room
+            self.redis.xread({INCOMING: "$"}, count=1, block=HELD_BACK_WAIT_MS)
         elif not taken:  # nothing waits: sleep until an entry arrives after the last one taken in
             self.redis.xread({INCOMING: last_id}, count=1, block=block_ms)
         return len(entries)

@@ -107,7 +107,7 @@ def test_only_another_orgs_recent_conversations_make_a_lane_give_way(redis_url: 
         r.zadd(CONVERSING, {part(quiet): now_ms() - 5_000})  # over
         assert not rt.others_conversing(lane)
         r.zadd(CONVERSING, {part(quiet): now_ms()})
-        assert rt.others_conversing(lane) and CONVERSING_BATCH == 100
+        assert rt.others_conversing(lane) and CONVERSING_BATCH == 50
     finally:
         rt.close()
         r.delete(CONVERSING)

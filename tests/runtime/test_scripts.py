@@ -157,14 +157,15 @@ def test_dead_letter_moves_an_entry_to_the_dlq_once(r: Any, scripts: Scripts) ->
 
 
 def intake(scripts: Scripts, most_out: int, cursor: str = "0", most_in: int = 5000,
-           most_bytes: int = 1 << 22) -> list[Any]:
+           most_bytes: int = 1 << 22, lanes: int = 4, most_queued: int = 0) -> list[Any]:
     return list(scripts.intake(keys=[INCOMING, BRIDGE_LEASE, INBOXES],
-                               args=[GROUP, "c1", "me", 5000, most_in, 16, INBOX_PREFIX, most_bytes, most_out, cursor]))
+                               args=[GROUP, "c1", "me", 5000, most_in, 16, INBOX_PREFIX, most_bytes, most_out, cursor,
+                                     LANE_PREFIX, lanes, most_queued]))
 
 
 def fetched(reply: list[Any]) -> dict[str, list[str]]:
     """org -> the ids fetched for it, from an intake reply."""
-    return {reply[at]: reply[at + 1] for at in range(3, len(reply), 2)}
+    return {reply[at]: reply[at + 1] for at in range(4, len(reply), 2)}
 
 
 def test_intake_takes_every_entry_into_its_orgs_inbox_and_fetches_a_share_of_each(r: Any, scripts: Scripts) -> None:
@@ -173,13 +174,30 @@ def test_intake_takes_every_entry_into_its_orgs_inbox_and_fetches_a_share_of_eac
     quiet = r.xadd(INCOMING, {"org_id": "quiet", "n": "q"})
     odd = [r.xadd(INCOMING, {"payload": "no org"}), r.xadd(INCOMING, {"org_id": "x" * 17})]
     reply = intake(scripts, most_out=10)
-    assert reply[:3] == [33, odd[-1], "0"]  # taken in, the last id, the cursor (all orgs read)
+    assert reply[:4] == [33, odd[-1], "0", 0]  # taken in, the last id, the cursor (all orgs read), none held back
     # A share of 10 // 3 each, in inbox (stream) order; the quiet org's entry is not behind the loud 30.
     assert fetched(reply) == {"": odd, "loud": loud[:3], "quiet": [quiet]}
     assert r.xpending(INCOMING, GROUP)["pending"] == 0  # acknowledged as taken in: nothing pending
     assert r.lrange(f"{INBOX_PREFIX}loud", 0, -1) == loud and r.smembers(INBOXES) == {"", "loud", "quiet"}
     # Nothing is taken out by reading: the next read fetches the same heads (a bridge died meanwhile).
     assert fetched(intake(scripts, most_out=10)) == fetched(reply)
+
+
+def test_intake_holds_back_an_org_whose_lanes_are_full_and_serves_the_others(r: Any, scripts: Scripts) -> None:
+    r.set(BRIDGE_LEASE, "me")
+    loud = [r.xadd(INCOMING, {"org_id": "lo:ud", "n": str(n)}) for n in range(30)]
+    quiet = r.xadd(INCOMING, {"org_id": "quiet", "n": "q"})
+    # The loud org's 4 lanes (its id escaped as in lane ids) hold 12 events, the limit: it gets nothing.
+    for n in range(4):
+        r.rpush(f"{LANE_PREFIX}lo%3Aud:{n}", "e1", "e2", "e3")
+    r.rpush(f"{LANE_PREFIX}quiet:0", *[f"e{n}" for n in range(12)])  # full too, but no backlog: served
+    reply = intake(scripts, most_out=10, most_queued=12)
+    assert reply[:4] == [31, quiet, "0", 1] and fetched(reply) == {"quiet": [quiet]}
+    assert r.lrange(f"{INBOX_PREFIX}lo:ud", 0, -1) == loud  # waiting in its inbox, nothing lost
+    r.lpop(f"{LANE_PREFIX}lo%3Aud:2")  # a worker took one: 11 events, room again
+    reply = intake(scripts, most_out=10, most_queued=12)
+    assert reply[3] == 0 and fetched(reply) == {"lo:ud": loud[:5], "quiet": [quiet]}
+    assert fetched(intake(scripts, most_out=10, most_queued=0))["lo:ud"] == loud[:5]  # 0: no limit
 
 
 def test_handoff_takes_entries_out_of_their_inbox_once_and_forgets_an_emptied_inbox(r: Any, scripts: Scripts) -> None:
@@ -258,7 +276,7 @@ def test_intake_is_fenced_and_idle_it_gives_the_last_delivered_id(r: Any, script
     r.set(BRIDGE_LEASE, "me")
     intake(scripts, most_out=5)
     r.delete(f"{INBOX_PREFIX}o", INBOXES)
-    assert intake(scripts, most_out=5) == [0, entry, "0"]
+    assert intake(scripts, most_out=5) == [0, entry, "0", 0]
 
 
 def commit(scripts: Scripts, lane: str, token: str, count: int, ops: list[Any], now: int = 5000) -> int:

@@ -10,13 +10,17 @@
 --    in front of another org's entries. The bridge reads their fields from nf:incoming itself
 --    (XRANGE, natively: cheaper than through Lua). Nothing is taken out here, so a bridge that dies
 --    before handing on fetches them again.
+--    An org whose lanes already hold ARGV[13] events or more (a backlog the workers have not caught
+--    up with) gets nothing this read: its entries wait in its inbox (an id each) instead of the lanes,
+--    and the bridge's CPU goes to the workers instead of running ahead of them.
 -- Stage 1 stops after ARGV[8] bytes of fields, so a call stays short whatever the entries' size.
 -- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] set of orgs whose inbox holds entries
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] lease token   ARGV[4] lease ttl ms   ARGV[5] most entries in
 -- ARGV[6] longest org id (bytes)   ARGV[7] inbox key prefix   ARGV[8] most bytes   ARGV[9] most entries out
 -- ARGV[10] SSCAN cursor over the orgs with entries ("0" to start)
+-- ARGV[11] lane key prefix   ARGV[12] lanes per org   ARGV[13] most events in an org's lanes (0: no limit)
 -- Returns {entries taken in, the last id taken in (when idle: the group's last delivered id), the
---          cursor for the next read,
+--          cursor for the next read, orgs held back (their lanes are full),
 --          then per org fetched: org, {id, ...}}
 if redis.call('GET', KEYS[2]) ~= ARGV[3] then
   return redis.error_reply('FENCED bridge lease lost')
@@ -62,10 +66,10 @@ if redis.call('SCARD', KEYS[3]) == 0 then  -- idle: the bridge waits for entries
   for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
     for i = 1, #group, 2 do
       if group[i] == 'name' and group[i + 1] ~= ARGV[1] then break end
-      if group[i] == 'last-delivered-id' then return {0, group[i + 1], '0'} end
+      if group[i] == 'last-delivered-id' then return {0, group[i + 1], '0', 0} end
     end
   end
-  return {0, '0-0', '0'}
+  return {0, '0-0', '0', 0}
 end
 -- The orgs served by this read: a chunk of the set from the bridge's cursor (SSCAN), so a read costs
 -- about the same however many orgs wait (SSCAN visits 128 slots at least: a set of up to about 128
@@ -77,10 +81,20 @@ repeat
   cursor = scanned[1]
   for _, org in ipairs(scanned[2]) do orgs[#orgs + 1] = org end
 until #orgs > 0 or cursor == '0'
-local result = {taken, last, cursor}
+local result = {taken, last, cursor, 0}
 local share = math.max(math.floor(most_out / math.max(#orgs, 1)), 1)
+local lanes, most_queued = tonumber(ARGV[12]), tonumber(ARGV[13])
 for _, org in ipairs(orgs) do
   local ids = redis.call('LRANGE', ARGV[7] .. org, 0, share - 1)
+  if #ids == share and most_queued > 0 then  -- a backlog: are its lanes full? (lane ids escape as Keys.part)
+    local lane = ARGV[11] .. org:gsub('%%', '%%25'):gsub(':', '%%3A') .. ':'
+    local queued = 0
+    for n = 0, lanes - 1 do queued = queued + redis.call('LLEN', lane .. n) end
+    if queued >= most_queued then
+      ids = {}
+      result[4] = result[4] + 1
+    end
+  end
   if #ids > 0 then
     result[#result + 1] = org
     result[#result + 1] = ids
