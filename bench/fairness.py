@@ -6,9 +6,10 @@ PostgreSQL). First the quiet org sends BENCH_QUIET_RATE (20) messages a second f
 written to nf:incoming as fast as Redis takes them while the quiet org goes on at the same rate until
 the blast is answered: its latency during the blast. Latency is inbound stream id to outbox entry id
 (both Redis's clock). The blast's drain time runs from its first entry to its last answer. The
-quiet org's latency during the blast is also given for its messages sent once the bridge had handed
-the whole blast on to the loud org's lanes: what the lanes and queues decide, without the bridge's
-share (its reads take every entry into its org's inbox and hand on a share of each org's inbox).
+quiet org's latency during the blast is also given for its messages sent once the whole blast was
+written: a backlog sitting there, without this process's writing competing for the CPU (a quiet
+message written then also no longer queues behind the 2,000 loud entries of each write in
+nf:incoming). When the bridge had handed the whole blast on to the lanes is in the JSON.
 Target (issue 14): quiet p99 during the blast <= 150 ms and <= 2x its p99 alone.
 """
 
@@ -114,7 +115,7 @@ def run() -> dict[str, Any]:
         blast_start_ms = int(time.time() * 1000)
         cpu_before, cpu_start = cpu_snapshot(stack), time.perf_counter()
 
-        handed_on_ms = [0]
+        handed_on_ms, written_ms = [0], [0]
 
         def write_blast() -> None:
             if written[0] >= blast and not handed_on_ms[0]:
@@ -127,12 +128,14 @@ def run() -> dict[str, Any]:
                     pipe.xadd(INCOMING, _entry(LOUD, f"52177{n % 6000:06d}", f"loud {n}", f"wamid.loud.{n}"))
                 pipe.execute()
                 written[0] = min(written[0] + 2_000, blast)
+                if written[0] >= blast:
+                    written_ms[0] = int(time.time() * 1000)
 
         during.run_until("blast", lambda: written[0] >= blast and during.answered(blast), write_blast)
         cpu = cpu_used(cpu_before, cpu_snapshot(stack), time.perf_counter() - cpu_start)
     quiet_alone, quiet_during = _summary(alone.latencies("alone")), _summary(during.latencies("blast"))
-    after_handoff = _summary(sorted(float(during.answered_ms[b] - during.sent_ms[b]) for b in during.sent_ms
-                                    if during.sent_ms[b] >= handed_on_ms[0] and b in during.answered_ms) or [0.0])
+    after_written = _summary(sorted(float(during.answered_ms[b] - during.sent_ms[b]) for b in during.sent_ms
+                                    if during.sent_ms[b] >= written_ms[0] and b in during.answered_ms) or [0.0])
     drain_s = (during.last_loud_ms - blast_start_ms) / 1000
     ratio = quiet_during["p99"] / max(quiet_alone["p99"], 1.0)
     passed = quiet_during["p99"] <= TARGET_P99_MS and ratio <= 2
@@ -141,11 +144,13 @@ def run() -> dict[str, Any]:
                f"during a {blast:,}-message blast p50 {quiet_during['p50']:.0f} ms "
                f"p99 {quiet_during['p99']:.0f} ms "
                f"({ratio:.1f}x alone; {'PASS' if passed else 'FAIL'} <= {TARGET_P99_MS:.0f} ms and 2x); once the blast "
-               f"was in its lanes ({(handed_on_ms[0] - blast_start_ms) / 1000:.1f} s after its first entry) p50 "
-               f"{after_handoff['p50']:.0f} ms p99 {after_handoff['p99']:.0f} ms; blast drained "
+               f"was written ({(written_ms[0] - blast_start_ms) / 1000:.1f} s after its first entry) p50 "
+               f"{after_written['p50']:.0f} ms p99 {after_written['p99']:.0f} ms; blast drained "
                f"in {drain_s:.1f} s ({blast / drain_s:,.0f} msg/s)"
                + "".join(" | " + warning for warning in cpu_warning(other_share)))
     return {"summary": summary, "passed": passed, "quiet_alone_ms": quiet_alone, "quiet_during_ms": quiet_during,
-            "quiet_after_handoff_ms": after_handoff, "handed_on_after_s": (handed_on_ms[0] - blast_start_ms) / 1000,
+            "quiet_after_written_ms": after_written, "written_after_s": (written_ms[0] - blast_start_ms) / 1000,
+            "handed_on_after_s": (handed_on_ms[0] - blast_start_ms) / 1000,
             "blast": blast, "blast_drain_s": drain_s, "blast_per_s": blast / drain_s, "quiet_rate": rate,
-            "answered": {"alone": len(alone.answered_ms), "blast": len(during.answered_ms)}}
+            "answered": {"alone": len(alone.answered_ms), "blast": len(during.answered_ms)},
+            "sent": {"alone": alone.count, "blast": during.count}}

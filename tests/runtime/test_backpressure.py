@@ -1,6 +1,6 @@
-"""The bridge hands on no more of an org's entries while its lanes hold a full batch for each lane
-(FLOW_ENGINE_LANES x FLOW_ENGINE_LANE_BATCH): a blast waits in its org's inbox, the other orgs are
-handed on as before, and nothing is lost or answered twice once the workers catch up. Real processes."""
+"""The bridge hands on no more of an org's entries while its lanes hold two full batches for each
+lane (2 x FLOW_ENGINE_LANES x FLOW_ENGINE_LANE_BATCH): a blast waits in its org's inbox, the other orgs
+are handed on as before, and nothing is lost or answered twice once the workers catch up. Real processes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.runtime.conftest import new_org
 from tests.runtime.test_fairness import ECHO, blast_entry
 
 LANES, LANE_BATCH, READ_BATCH = 2, 50, 200
-MOST_QUEUED = LANES * LANE_BATCH  # 100 events in an org's lanes: the bridge waits
+MOST_QUEUED = 2 * LANES * LANE_BATCH  # 200 events in an org's lanes: the bridge waits
 BLAST = 2_000
 
 

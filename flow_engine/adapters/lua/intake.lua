@@ -84,16 +84,18 @@ until #orgs > 0 or cursor == '0'
 local result = {taken, last, cursor, 0}
 local share = math.max(math.floor(most_out / math.max(#orgs, 1)), 1)
 local lanes, most_queued = tonumber(ARGV[12]), tonumber(ARGV[13])
+local function lanes_full(org)  -- lane ids escape the org as Keys.part does
+  local lane = ARGV[11] .. org:gsub('%%', '%%25'):gsub(':', '%%3A') .. ':'
+  local queued = 0
+  for n = 0, lanes - 1 do queued = queued + redis.call('LLEN', lane .. n) end
+  return queued >= most_queued
+end
 for _, org in ipairs(orgs) do
-  local ids = redis.call('LRANGE', ARGV[7] .. org, 0, share - 1)
-  if #ids == share and most_queued > 0 then  -- a backlog: are its lanes full? (lane ids escape as Keys.part)
-    local lane = ARGV[11] .. org:gsub('%%', '%%25'):gsub(':', '%%3A') .. ':'
-    local queued = 0
-    for n = 0, lanes - 1 do queued = queued + redis.call('LLEN', lane .. n) end
-    if queued >= most_queued then
-      ids = {}
-      result[4] = result[4] + 1
-    end
+  local ids = {}
+  if most_queued > 0 and redis.call('LLEN', ARGV[7] .. org) >= share and lanes_full(org) then
+    result[4] = result[4] + 1  -- a backlog, and its lanes are full: it waits
+  else
+    ids = redis.call('LRANGE', ARGV[7] .. org, 0, share - 1)
   end
   if #ids > 0 then
     result[#result + 1] = org
