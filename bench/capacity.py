@@ -6,11 +6,13 @@ short (FLOW_ENGINE_STREAM_RETENTION_S=BENCH_CAPACITY_RETENTION_S, 5; trimming ev
 group reads the outputs, so FLOW_ENGINE_STREAM_MAXLEN=BENCH_CAPACITY_MAXLEN, 1,000, bounds them).
 Redis's used_memory is read at the start, at every 10 % sent and at the end, after the run settles
 (every message answered, every delay resumed, a retention period and two trims later). Retained per
-processed message: (end - start - the dedupe records of the window) / messages. The dedupe records
-(one per message id, kept for FLOW_ENGINE_DEDUPE_TTL_S) are what the engine must remember; they are
-reported apart, measured by MEMORY USAGE of their strings.
+processed message: (end - start - the dedupe window) / messages. The dedupe window (a record per
+message id, kept for FLOW_ENGINE_DEDUPE_TTL_S) is what the engine must remember; it is reported
+apart, measured whole as the used_memory given back when its keys are deleted at the very end (its
+records alone, by MEMORY USAGE, are reported too). Every key's MEMORY USAGE by family, at the start
+and the end, is in the JSON.
 Target (issue 14): end within 10 % of start plus the dedupe window, plus what the output streams hold
-at their bound (FLOW_ENGINE_STREAM_MAXLEN entries each, about a megabyte here: an engine that runs
+at their bound (FLOW_ENGINE_STREAM_MAXLEN entries each, 0.6 MiB here: an engine that runs
 keeps them full, and on a fresh Redis of ~3 MiB they are more than its 10 %), which they must not
 pass (their lengths are checked, with the slack of an approximate trim).
 """
@@ -40,6 +42,32 @@ def _dedupe_bytes(client: Any) -> int:
     return sum(size or 0 for size in pipe.execute())
 
 
+def _families(client: Any) -> dict[str, list[int]]:
+    """Every key's MEMORY USAGE summed by family (its name up to the second `:`): [keys, bytes]."""
+    families: dict[str, list[int]] = {}
+    keys = list(client.scan_iter(count=5_000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    for key, size in zip(keys, pipe.execute(), strict=True):
+        family = ":".join(key.split(":")[:2])
+        entry = families.setdefault(family, [0, 0])
+        entry[0] += 1
+        entry[1] += size or 0
+    return families
+
+
+def _dedupe_window_bytes(client: Any, used_bytes: int) -> int:
+    """What the dedupe window holds, all in: used_memory given back when its keys are deleted (the run's
+    last act). MEMORY USAGE counts a key's value, name and entry in the keyspace, not what its expiry
+    costs (an entry in the expires table) nor the two tables' slots: ~70 B more a key, 16,385 keys here."""
+    keys = list(client.scan_iter(f"{DEDUPE_PREFIX}*", count=5_000))
+    for start in range(0, len(keys), 1_000):
+        client.delete(*keys[start:start + 1_000])
+    time.sleep(1.0)  # Redis shrinks its key tables in its cron (10 times a second)
+    return used_bytes - _used(client)
+
+
 def run() -> dict[str, Any]:
     n = int(os.environ.get("BENCH_CAPACITY_MESSAGES", "300000"))
     rate = int(os.environ.get("BENCH_CAPACITY_RATE", "3000"))
@@ -53,6 +81,7 @@ def run() -> dict[str, Any]:
         r = stack.redis
         time.sleep(retention_s + 2)  # the warm-up's entries trimmed: a clean start
         start_bytes = _used(r)
+        start_families = _families(r)
         samples = [{"sent": 0, "used_memory": start_bytes}]
         began = time.perf_counter()
         sent = 0
@@ -74,9 +103,11 @@ def run() -> dict[str, Any]:
                  DRAIN_POLL_S, "every message and delay", stack)
         time.sleep(retention_s + 2.5)  # a retention period and two trims
         end_bytes = _used(r)
-        dedupe_bytes = _dedupe_bytes(r)
+        end_families = _families(r)
         lengths = {stream: r.xlen(stream) for stream in (INCOMING, OUTBOX, WEBHOOKS)}
         bounded_bytes = sum(r.memory_usage(stream, samples=0) or 0 for stream in (OUTBOX, WEBHOOKS))
+        records_bytes = _dedupe_bytes(r)
+        dedupe_bytes = _dedupe_window_bytes(r, end_bytes)
     samples.append({"sent": n, "used_memory": end_bytes, "settled": True})
     retained = end_bytes - start_bytes - dedupe_bytes
     per_message = retained / n
@@ -87,14 +118,16 @@ def run() -> dict[str, Any]:
     passed = within_maxlen and end_bytes <= 1.10 * start_bytes + dedupe_bytes + bounded_bytes
     mib = 1024 * 1024
     summary = (f"capacity: {n:,} messages at {n / send_s:,.0f}/s, Redis used memory {start_bytes / mib:.1f} MiB at the "
-               f"start, peak {peak / mib:.1f} MiB, {end_bytes / mib:.1f} MiB settled, of which dedupe records "
-               f"{dedupe_bytes / mib:.1f} MiB ({dedupe_bytes / n:.1f} B per id) and the outputs at their bound "
-               f"{bounded_bytes / mib:.1f} MiB ({lengths[OUTBOX]:,} + {lengths[WEBHOOKS]:,} entries, MAXLEN "
-               f"{maxlen:,}); retained beyond the dedupe records {per_message:.1f} B per message, beyond both "
-               f"{(retained - bounded_bytes) / n:.1f} B ({'PASS' if passed else 'FAIL'} <= start + 10 % + dedupe + "
-               f"bounded outputs)")
+               f"start, peak {peak / mib:.1f} MiB, {end_bytes / mib:.1f} MiB settled, of which the dedupe window "
+               f"{dedupe_bytes / mib:.1f} MiB ({dedupe_bytes / n:.1f} B per id; its records {records_bytes / n:.1f} B) "
+               f"and the outputs at their bound {bounded_bytes / mib:.1f} MiB ({lengths[OUTBOX]:,} + "
+               f"{lengths[WEBHOOKS]:,} entries, MAXLEN {maxlen:,}); retained beyond the dedupe window "
+               f"{per_message:.1f} B per message, beyond both {(retained - bounded_bytes) / n:.1f} B "
+               f"({'PASS' if passed else 'FAIL'} <= start + 10 % + dedupe window + bounded outputs)")
     return {"summary": summary, "passed": passed, "messages": n, "rate": rate, "send_s": send_s,
             "start_bytes": start_bytes, "end_bytes": end_bytes, "peak_bytes": peak, "dedupe_bytes": dedupe_bytes,
-            "bounded_output_bytes": bounded_bytes, "retained_bytes_per_message": per_message,
+            "dedupe_records_bytes": records_bytes, "bounded_output_bytes": bounded_bytes,
+            "retained_bytes_per_message": per_message,
             "retained_beyond_outputs_per_message": (retained - bounded_bytes) / n, "samples": samples,
+            "keys_at_start": start_families, "keys_at_end": end_families,
             "stream_lengths_at_end": lengths, "retention_s": retention_s, "maxlen": maxlen}
