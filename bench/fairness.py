@@ -154,4 +154,7 @@ def run() -> dict[str, Any]:
             "handed_on_after_s": (handed_on_ms[0] - blast_start_ms) / 1000,
             "blast": blast, "blast_drain_s": drain_s, "blast_per_s": blast / drain_s, "quiet_rate": rate,
             "answered": {"alone": len(alone.answered_ms), "blast": len(during.answered_ms)},
-            "sent": {"alone": alone.count, "blast": during.count}}
+            "sent": {"alone": alone.count, "blast": during.count},
+            # [sent, ms after the blast's first entry; latency, ms] of each quiet message answered during it
+            "quiet_during_series": sorted([during.sent_ms[b] - blast_start_ms, during.answered_ms[b] - during.sent_ms[b]]
+                                          for b in during.answered_ms if b.startswith("quiet blast "))}

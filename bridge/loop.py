@@ -24,6 +24,8 @@ from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.keys import (
     BRIDGE_LEASE,
     CONVERSING,
+    CONVERSING_BATCH,
+    CONVERSING_WITHIN_MS,
     DLQ,
     INBOX_PREFIX,
     INBOXES,
@@ -51,11 +53,12 @@ INTAKE_ENTRIES = 2_000
 # Bytes of fields the intake stops after: a read holds Redis for a few ms at most.
 READ_BYTES = 4 * 1024 * 1024
 # While an org's lanes hold events enough for two full batches of each (2 x FLOW_ENGINE_LANES x
-# FLOW_ENGINE_LANE_BATCH), the intake hands on no more of its entries: a blast waits in its inbox
-# (an id each), and the bridge does not spend the CPU the workers need to hand it on sooner than they
-# can take it. Two, not one: with one, a lane a worker emptied often held less than a batch when the
-# next worker came (30,000 messages alone: 224 batches instead of 182). When only held-back orgs
-# wait, the bridge reads again after a new entry or this long (a quiet org's entry ends the wait).
+# FLOW_ENGINE_LANE_BATCH; batches of CONVERSING_BATCH while another org is having conversations), the
+# intake hands on no more of its entries: a blast waits in its inbox (an id each), and the bridge does
+# not spend the CPU the workers need to hand it on sooner than they can take it. Two, not one: with
+# one, a lane a worker emptied often held less than a batch when the next worker came (30,000
+# messages alone: 224 batches instead of 182). When only held-back orgs wait, the bridge reads again
+# after a new entry or this long (a quiet org's entry ends the wait).
 LANE_BATCHES_AHEAD = 2
 HELD_BACK_WAIT_MS = 20
 INBOX_SOURCE_PREFIX = INBOX_PREFIX.encode()
@@ -130,10 +133,12 @@ class Bridge:
         Returns the entries handed on."""
         lanes = self.settings.lanes
         reply = self.scripts.intake(
-            keys=[INCOMING, BRIDGE_LEASE, INBOXES],
+            keys=[INCOMING, BRIDGE_LEASE, INBOXES, CONVERSING],
             args=[self.settings.group, self.settings.consumer, self.token, self.lease_ms(), INTAKE_ENTRIES,
                   MAX_ORG_CHARS * 4, INBOX_PREFIX, READ_BYTES, self.settings.read_batch, self.cursor,
-                  LANE_PREFIX, lanes, LANE_BATCHES_AHEAD * lanes * self.settings.lane_batch],
+                  LANE_PREFIX, lanes, LANE_BATCHES_AHEAD * lanes * self.settings.lane_batch,
+                  LANE_BATCHES_AHEAD * lanes * min(self.settings.lane_batch, CONVERSING_BATCH), now_ms(),
+                  CONVERSING_WITHIN_MS],
         )
         taken, last_id, self.cursor, held_back = int(reply[0]), reply[1], reply[2], int(reply[3])
         entries = self.fetch([(INBOX_SOURCE_PREFIX + reply[at], reply[at + 1]) for at in range(4, len(reply), 2)])

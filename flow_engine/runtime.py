@@ -18,7 +18,17 @@ from flow_engine.adapters.db import make_engine
 from flow_engine.adapters.dlq import dlq_entry
 from flow_engine.adapters.effects import Op, load_wait, outcome_ops
 from flow_engine.adapters.failures import dlq_text, is_permanent, log_text
-from flow_engine.adapters.keys import CONVERSING, DLQ, LANES, NEW_LANES_QUEUE, STATS, TIMER_WAKE, Keys
+from flow_engine.adapters.keys import (
+    CONVERSING,
+    CONVERSING_BATCH,
+    CONVERSING_WITHIN_MS,
+    DLQ,
+    LANES,
+    NEW_LANES_QUEUE,
+    STATS,
+    TIMER_WAKE,
+    Keys,
+)
 from flow_engine.adapters.scripts import Scripts, connect
 from flow_engine.adapters.store import Applied, FlowCache, StoredContact, apply_outcomes, load_contacts
 from flow_engine.clock import now_ms
@@ -35,14 +45,6 @@ log = logging.getLogger("flow_engine.runtime")
 # Output of one commit script, at most (one event's may reach FLOW_ENGINE_MAX_OUTPUT_BYTES): a batch
 # stops growing here, so no commit holds Redis for long (about 10 ms for 4 MiB).
 COMMIT_BYTES = 4 * 1024 * 1024
-# While another org is having conversations (the bridge armed a lane of it within CONVERSING_WITHIN_MS),
-# a lane takes at most this many events a batch: a quiet org's message then waits for a worker process
-# about an eighth of a full batch (FLOW_ENGINE_LANE_BATCH, 400). Alone, an org keeps full batches.
-# (100 gave the quiet org's p99 during a 60,000 blast 150-180 ms, 50 gave 110-140 ms, 25 about 105 ms
-# for a third slower drain of the blast: README, Performance.)
-CONVERSING_BATCH = 50
-CONVERSING_WITHIN_MS = 2_000
-
 
 
 class Runtime:

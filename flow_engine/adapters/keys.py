@@ -20,8 +20,15 @@ LANES = "fe:lanes"  # set of the lanes that hold events (a lane is "{org}:{n}": 
 INBOX_PREFIX = "fe:inbox:"
 INBOXES = "fe:inboxes"
 # ZSET org (as in lane ids) -> when (ms) the bridge last armed a lane of it while it was having
-# conversations: a worker draining another org's backlog takes smaller batches meanwhile (runtime.py).
+# conversations. While another org's mark is younger than CONVERSING_WITHIN_MS, a worker draining an
+# org's backlog takes batches of CONVERSING_BATCH (runtime.py), and the bridge hands that backlog on
+# only while its lanes hold less than two such batches a lane (lua/intake.lua, bridge/loop.py).
 CONVERSING = "fe:conversing"
+CONVERSING_WITHIN_MS = 2_000
+# A quiet org's message then waits for a worker process about an eighth of a full batch
+# (FLOW_ENGINE_LANE_BATCH, 400). 100 gave the quiet org's p99 during a 60,000 blast 150-180 ms, 50 gave
+# 110-140 ms, 25 about 105 ms for a third slower drain of the blast (README, Performance).
+CONVERSING_BATCH = 50
 BRIDGE_LEASE = "fe:bridge:lease"  # the one bridge allowed to hand entries on (keeps stream order)
 TIMER_WAKE = "fe:timers:wake"  # pub/sub channel: an earlier timer was added
 STATS = "fe:stats"  # hash of counters kept by scripts (duplicates, ignored:<reason>, waits)

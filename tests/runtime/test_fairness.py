@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 from flow_engine import ops
-from flow_engine.adapters.keys import CONVERSING, INCOMING, OUTBOX, Keys, part
+from flow_engine.adapters.keys import CONVERSING, CONVERSING_BATCH, INCOMING, OUTBOX, Keys, part
 from flow_engine.adapters.scripts import connect
 from flow_engine.clock import now_ms
-from flow_engine.runtime import CONVERSING_BATCH, Runtime
+from flow_engine.runtime import Runtime
 from flow_engine.settings import Settings
 from tests.devstack import Stack
 from tests.runtime.conftest import new_org

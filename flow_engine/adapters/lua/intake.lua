@@ -12,13 +12,19 @@
 --    before handing on fetches them again.
 --    An org whose lanes already hold ARGV[13] events or more (a backlog the workers have not caught
 --    up with) gets nothing this read: its entries wait in its inbox (an id each) instead of the lanes,
---    and the bridge's CPU goes to the workers instead of running ahead of them.
+--    and the bridge's CPU goes to the workers instead of running ahead of them. While another org is
+--    having conversations (its mark in KEYS[4] is younger than ARGV[16] ms), the bound is ARGV[14]:
+--    workers then take smaller batches of the backlog, and the bridge's hand-on of it competes with
+--    the quiet org's messages for the CPU.
 -- Stage 1 stops after ARGV[8] bytes of fields, so a call stays short whatever the entries' size.
 -- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] set of orgs whose inbox holds entries
+-- KEYS[4] orgs having conversations (ZSET, org as in lane ids -> last mark, ms)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] lease token   ARGV[4] lease ttl ms   ARGV[5] most entries in
 -- ARGV[6] longest org id (bytes)   ARGV[7] inbox key prefix   ARGV[8] most bytes   ARGV[9] most entries out
 -- ARGV[10] SSCAN cursor over the orgs with entries ("0" to start)
 -- ARGV[11] lane key prefix   ARGV[12] lanes per org   ARGV[13] most events in an org's lanes (0: no limit)
+-- ARGV[14] the same while another org is having conversations   ARGV[15] now ms   ARGV[16] how long a mark
+--   of KEYS[4] counts, ms
 -- Returns {entries taken in, the last id taken in (when idle: the group's last delivered id), the
 --          cursor for the next read, orgs held back (their lanes are full),
 --          then per org fetched: org, {id, ...}}
@@ -84,11 +90,18 @@ until #orgs > 0 or cursor == '0'
 local result = {taken, last, cursor, 0}
 local share = math.max(math.floor(most_out / math.max(#orgs, 1)), 1)
 local lanes, most_queued = tonumber(ARGV[12]), tonumber(ARGV[13])
-local function lanes_full(org)  -- lane ids escape the org as Keys.part does
-  local lane = ARGV[11] .. org:gsub('%%', '%%25'):gsub(':', '%%3A') .. ':'
+local conversing = most_queued > 0 and
+  redis.call('ZRANGEBYSCORE', KEYS[4], tonumber(ARGV[15]) - tonumber(ARGV[16]), '+inf', 'LIMIT', 0, 2) or {}
+local function lanes_full(org)
+  local escaped = org:gsub('%%', '%%25'):gsub(':', '%%3A')  -- as Keys.part escapes lane ids
+  local most = most_queued
+  for _, other in ipairs(conversing) do
+    if other ~= escaped then most = tonumber(ARGV[14]) end
+  end
+  local lane = ARGV[11] .. escaped .. ':'
   local queued = 0
   for n = 0, lanes - 1 do queued = queued + redis.call('LLEN', lane .. n) end
-  return queued >= most_queued
+  return queued >= most
 end
 for _, org in ipairs(orgs) do
   local ids = {}
