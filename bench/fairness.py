@@ -156,5 +156,6 @@ def run() -> dict[str, Any]:
             "answered": {"alone": len(alone.answered_ms), "blast": len(during.answered_ms)},
             "sent": {"alone": alone.count, "blast": during.count},
             # [sent, ms after the blast's first entry; latency, ms] of each quiet message answered during it
-            "quiet_during_series": sorted([during.sent_ms[b] - blast_start_ms, during.answered_ms[b] - during.sent_ms[b]]
+            "quiet_during_series": sorted([during.sent_ms[b] - blast_start_ms,
+                                           during.answered_ms[b] - during.sent_ms[b]]
                                           for b in during.answered_ms if b.startswith("quiet blast "))}
