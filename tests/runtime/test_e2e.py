@@ -111,12 +111,17 @@ def test_delays_fire_within_100_ms_of_due(stack: Stack) -> None:
     for entry_id, fields in stack.redis.xrange("nf:outbox"):
         if fields["org_id"] == org:
             written_ms[(fields["to"], fields["text"])] = int(entry_id.split("-")[0])
-    due_ms = {}  # contact -> due time of its delay, from the resume entries the timer loop published
-    for _id, fields in stack.redis.xrange(INCOMING):
+    due_ms, fired_ms = {}, {}  # contact -> its delay's due time and when the timer loop published its resume
+    for entry_id, fields in stack.redis.xrange(INCOMING):
         if fields.get("org_id") == org and "engine_resume" in fields:
-            due_ms[json.loads(fields["engine_resume"])[4]] = int(fields["due_ms"])
-    lateness = [written_ms[(p, "b")] - due_ms[p] for p in phones]
-    assert all(0 <= late <= 100 for late in lateness), lateness
+            contact = json.loads(fields["engine_resume"])[4]
+            due_ms[contact], fired_ms[contact] = int(fields["due_ms"]), int(entry_id.split("-")[0])
+    fired_late = [fired_ms[p] - due_ms[p] for p in phones]
+    assert all(0 <= late <= 100 for late in fired_late), fired_late
+    # Then the bridge and a worker, for 20 resumes at once, on a CI machine shared with the whole stack
+    # (usually 10-60 ms; 100 was passed there now and then): a poll instead of a wake-up would be ~1 s.
+    answered_late = [written_ms[(p, "b")] - due_ms[p] for p in phones]
+    assert all(0 <= late <= 300 for late in answered_late), answered_late
     gaps = [written_ms[(p, "b")] - written_ms[(p, "a")] for p in phones]
     assert all(gap >= 300 for gap in gaps), gaps  # the 400 ms count from when the step ran, before the commit
 

@@ -14,8 +14,8 @@
 --    up with) gets nothing this read: its entries wait in its inbox (an id each) instead of the lanes,
 --    and the bridge's CPU goes to the workers instead of running ahead of them. While another org is
 --    having conversations (its mark in KEYS[4] is younger than ARGV[16] ms), the bound is ARGV[14]:
---    workers then take smaller batches of the backlog, and the bridge's hand-on of it competes with
---    the quiet org's messages for the CPU.
+--    workers then take the backlog in smaller batches, and handing more of it on would only take the
+--    CPU the other org's messages need. An org's own mark does not count.
 -- Stage 1 stops after ARGV[8] bytes of fields, so a call stays short whatever the entries' size.
 -- KEYS[1] incoming stream   KEYS[2] bridge lease   KEYS[3] set of orgs whose inbox holds entries
 -- KEYS[4] orgs having conversations (ZSET, org as in lane ids -> last mark, ms)
