@@ -158,10 +158,11 @@ def test_dead_letter_moves_an_entry_to_the_dlq_once(r: Any, scripts: Scripts) ->
 
 
 def intake(scripts: Scripts, most_out: int, cursor: str = "0", most_in: int = 5000, most_bytes: int = 1 << 22,
-           lanes: int = 4, most_queued: int = 0, most_conversing: int = 0, now: int = 100_000) -> list[Any]:
+           lanes: int = 4, most_queued: int = 0, most_conversing: int | None = None, now: int = 100_000) -> list[Any]:
+    conversing = most_queued if most_conversing is None else most_conversing
     return list(scripts.intake(keys=[INCOMING, BRIDGE_LEASE, INBOXES, CONVERSING],
                                args=[GROUP, "c1", "me", 5000, most_in, 16, INBOX_PREFIX, most_bytes, most_out, cursor,
-                                     LANE_PREFIX, lanes, most_queued, most_conversing, now, 2_000]))
+                                     LANE_PREFIX, lanes, most_queued, conversing, now, 2_000]))
 
 
 def fetched(reply: list[Any]) -> dict[str, list[str]]:
@@ -207,12 +208,12 @@ def test_intake_holds_back_a_backlog_sooner_while_another_org_is_having_conversa
     loud = [r.xadd(INCOMING, {"org_id": "lo:ud", "n": str(n)}) for n in range(30)]
     for n in range(4):
         r.rpush(f"{LANE_PREFIX}lo%3Aud:{n}", "e1", "e2")  # 8 events: under 12, over 6
-    r.zadd(CONVERSING, {"lo%3Aud": 99_000})  # its own conversations do not count
+    r.zadd(CONVERSING, {"lo%3Aud": 98_000})  # its own conversations do not count
     assert fetched(intake(scripts, most_out=10, most_queued=12, most_conversing=6))["lo:ud"] == loud[:10]
     r.zadd(CONVERSING, {"quiet": 97_000})  # another org's, 3 s ago: over
     reply = intake(scripts, most_out=10, most_queued=12, most_conversing=6)
     assert reply[3] == 0 and fetched(reply)["lo:ud"] == loud[:10]
-    r.zadd(CONVERSING, {"quiet": 98_500})  # another org's, 1.5 s ago: the lower bound holds it back
+    r.zadd(CONVERSING, {"quiet": 98_500})  # another org's, 1.5 s ago (after its own): the lower bound holds it back
     reply = intake(scripts, most_out=10, most_queued=12, most_conversing=6)
     assert reply[3] == 1 and fetched(reply) == {}
     assert r.lrange(f"{INBOX_PREFIX}lo:ud", 0, -1) == loud  # waiting in its inbox

@@ -23,8 +23,8 @@
 -- ARGV[6] longest org id (bytes)   ARGV[7] inbox key prefix   ARGV[8] most bytes   ARGV[9] most entries out
 -- ARGV[10] SSCAN cursor over the orgs with entries ("0" to start)
 -- ARGV[11] lane key prefix   ARGV[12] lanes per org   ARGV[13] most events in an org's lanes (0: no limit)
--- ARGV[14] the same while another org is having conversations   ARGV[15] now ms   ARGV[16] how long a mark
---   of KEYS[4] counts, ms
+-- ARGV[14] the same while another org is having conversations (used only when ARGV[13] > 0; 0 here holds
+--   back every backlog)   ARGV[15] now ms   ARGV[16] how long a mark of KEYS[4] counts, ms
 -- Returns {entries taken in, the last id taken in (when idle: the group's last delivered id), the
 --          cursor for the next read, orgs held back (their lanes are full),
 --          then per org fetched: org, {id, ...}}
