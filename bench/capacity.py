@@ -34,14 +34,6 @@ def _used(client: Any) -> int:
     return int(client.info("memory")["used_memory"])
 
 
-def _dedupe_bytes(client: Any) -> int:
-    keys = list(client.scan_iter(f"{DEDUPE_PREFIX}*", count=5_000))
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.memory_usage(key, samples=0)
-    return sum(size or 0 for size in pipe.execute())
-
-
 def _families(client: Any) -> dict[str, list[int]]:
     """Every key's MEMORY USAGE summed by family (its name up to the second `:`): [keys, bytes]."""
     families: dict[str, list[int]] = {}
@@ -107,8 +99,8 @@ def run() -> dict[str, Any]:
         end_bytes = _used(r)
         end_families = _families(r)
         lengths = {stream: r.xlen(stream) for stream in (INCOMING, OUTBOX, WEBHOOKS)}
-        bounded_bytes = sum(r.memory_usage(stream, samples=0) or 0 for stream in (OUTBOX, WEBHOOKS))
-        records_bytes = _dedupe_bytes(r)
+        bounded_bytes = sum(end_families.get(stream, [0, 0])[1] for stream in (OUTBOX, WEBHOOKS))
+        records_bytes = end_families.get(DEDUPE_PREFIX.rstrip(":"), [0, 0])[1]  # every fe:dedupe:* key
         dedupe_bytes = _dedupe_window_bytes(r)
     samples.append({"sent": n, "used_memory": end_bytes, "settled": True})
     retained = end_bytes - start_bytes - dedupe_bytes

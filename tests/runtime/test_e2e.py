@@ -7,6 +7,7 @@ import json
 import time
 
 from flow_engine.adapters.keys import DLQ, INCOMING, WEBHOOKS
+from flow_engine.runtime import stream_ms
 from tests.devstack import Stack
 from tests.runtime.conftest import graph_of, new_org
 
@@ -110,12 +111,12 @@ def test_delays_fire_within_100_ms_of_due(stack: Stack) -> None:
     written_ms = {}
     for entry_id, fields in stack.redis.xrange("nf:outbox"):
         if fields["org_id"] == org:
-            written_ms[(fields["to"], fields["text"])] = int(entry_id.split("-")[0])
+            written_ms[(fields["to"], fields["text"])] = stream_ms(entry_id)
     due_ms, fired_ms = {}, {}  # contact -> its delay's due time and when the timer loop published its resume
     for entry_id, fields in stack.redis.xrange(INCOMING):
         if fields.get("org_id") == org and "engine_resume" in fields:
             contact = json.loads(fields["engine_resume"])[4]
-            due_ms[contact], fired_ms[contact] = int(fields["due_ms"]), int(entry_id.split("-")[0])
+            due_ms[contact], fired_ms[contact] = int(fields["due_ms"]), stream_ms(entry_id)
     fired_late = [fired_ms[p] - due_ms[p] for p in phones]
     assert all(0 <= late <= 100 for late in fired_late), fired_late
     # Then the bridge and a worker, for 20 resumes at once, on a CI machine shared with the whole stack
